@@ -1,0 +1,149 @@
+import fastifyCookie from '@fastify/cookie';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import { Accounts } from './accounts.js';
+import type { Config } from './config.js';
+import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
+import { KeyStore } from './keys/keystore.js';
+import { loggerOptions } from './logger.js';
+import { PasswordHasher } from './passwords.js';
+import { accountRoutes } from './routes/accounts.js';
+import { metaRoutes } from './routes/meta.js';
+import { sessionRoutes } from './routes/sessions.js';
+import { tokenRoutes } from './routes/tokens.js';
+import { MemoryStore } from './store/memory-store.js';
+import { RedisStore } from './store/redis-store.js';
+import type { Store } from './store/store.js';
+import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
+import { TokenService, type AuthEvent } from './tokens/token-service.js';
+
+export interface AppOverrides {
+  /** A store to use instead of the configured one (the app will not close it). */
+  store?: Store;
+  /** Epoch milliseconds; tests pass a controllable clock. */
+  clock?: () => number;
+  logger?: Logger;
+  onEvent?: (event: AuthEvent) => void;
+}
+
+export interface AppServices {
+  store: Store;
+  keys: KeyStore;
+  tokens: TokenService;
+  accounts: Accounts;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    latchkey: AppServices;
+  }
+}
+
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** Builds the whole service without listening. The only composition root: tests build it the same way. */
+export async function buildApp(config: Config, overrides: AppOverrides = {}): Promise<FastifyInstance> {
+  const logger = overrides.logger ?? pino(loggerOptions(config.logLevel));
+  const clock = overrides.clock ?? Date.now;
+
+  const keys = new KeyStore(config.keysDir, logger);
+  await keys.load();
+  if (keys.size === 0) {
+    if (config.env === 'production') {
+      throw new StartupError(`no signing key in ${config.keysDir}; create one with "npm run keys -- generate"`);
+    }
+    await keys.ensureKey(new Date(clock()));
+  }
+
+  const store = overrides.store ?? (await openStore(config, logger));
+  const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
+  const access = new AccessTokens(keys, {
+    issuer: config.issuer,
+    audience: config.audience,
+    ttlSeconds: config.accessTokenTtl,
+    clockSkewSeconds: config.clockSkew,
+  });
+  const tokens = new TokenService({
+    store,
+    hasher,
+    access,
+    clock,
+    log: logger,
+    onEvent: overrides.onEvent,
+    policy: {
+      refreshTtlSeconds: config.refreshTokenTtl,
+      sessionMaxTtlSeconds: config.sessionMaxTtl,
+      graceSeconds: config.refreshGrace,
+      maxSessionsPerUser: config.maxSessionsPerUser,
+    },
+  });
+  const accounts = new Accounts(store, hasher, clock);
+
+  const app = Fastify({
+    loggerInstance: logger as FastifyBaseLogger,
+    bodyLimit: config.bodyLimit,
+    trustProxy: config.trustProxy,
+    return503OnClosing: true,
+  });
+  app.decorate('latchkey', { store, keys, tokens, accounts });
+  if (!overrides.store) app.addHook('onClose', async () => store.close());
+
+  // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const api = toApiError(err, request.log);
+    return reply.code(api.status).headers(api.headers).send(api.toBody());
+  });
+  app.setNotFoundHandler((_request, reply) => {
+    const api = new ApiError('not_found', 'No such endpoint.');
+    return reply.code(404).send(api.toBody());
+  });
+
+  await app.register(fastifyCookie);
+  await app.register(
+    async (scope) => {
+      await scope.register(accountRoutes, { accounts, config });
+      await scope.register(tokenRoutes, { tokens, config });
+      await scope.register(sessionRoutes, { tokens });
+      await scope.register(metaRoutes, { config, keys, store, clock });
+    },
+    { prefix: config.basePath },
+  );
+  return app;
+}
+
+async function openStore(config: Config, logger: Logger): Promise<Store> {
+  if (!config.redis) {
+    logger.warn(
+      'NO REDIS CONFIGURED: using the in-process store. Sessions vanish on restart and are not shared between ' +
+        'instances. Set REDIS_URL for anything but local development.',
+    );
+    return new MemoryStore();
+  }
+  const store = new RedisStore({ ...config.redis, logger });
+  if (await store.connect()) logger.info('connected to redis');
+  return store;
+}
+
+/** Maps anything thrown to the error contract. Clients never see internals; the log gets the cause. */
+function toApiError(err: FastifyError, log: FastifyBaseLogger): ApiError {
+  if (err instanceof ApiError) {
+    if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
+    return err;
+  }
+  if (err instanceof StoreUnavailableError || err instanceof NoSigningKeyError) {
+    log.warn({ reason: err.message }, 'answering 503');
+    return unavailable();
+  }
+  const status = err.statusCode ?? 500;
+  if (status === 413) return new ApiError('payload_too_large', 'The request body is too large.');
+  if (status === 415) return new ApiError('unsupported_media_type', 'Send application/json.');
+  if (status === 429) return new ApiError('rate_limited', 'Too many requests.', { 'retry-after': '60' });
+  if (status >= 400 && status < 500) {
+    return new ApiError('invalid_request', err.code?.startsWith('FST_ERR_CTP') ? 'The request body is not valid JSON.' : 'The request is malformed.');
+  }
+  log.error({ err }, 'unhandled error');
+  return new ApiError('server_error', 'Something went wrong on our side.');
+}

@@ -1,0 +1,172 @@
+import { z } from 'zod';
+
+/**
+ * Every setting latchkey reads, validated once at start-up. Only this module looks at the environment;
+ * `loadConfig` is pure, so tests build a config from a plain object.
+ */
+
+const bool = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'])
+    .optional()
+    .transform((v) => (v === undefined ? fallback : v === 'true' || v === '1' || v === 'yes'));
+
+const seconds = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
+
+const origin = z.string().transform((value, ctx) => {
+  try {
+    const url = new URL(value);
+    if (url.origin === 'null' || url.origin !== value.replace(/\/$/, '')) throw new Error('not an origin');
+    return url.origin;
+  } catch {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not an origin like https://app.example.com` });
+    return z.NEVER;
+  }
+});
+
+const basePath = z
+  .string()
+  .default('')
+  .refine((v) => v === '' || /^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(v), {
+    message: 'must be empty or a path like /auth (leading slash, no trailing slash)',
+  });
+
+const schema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    HOST: z.string().min(1).default('127.0.0.1'),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    TRUST_PROXY: bool(false),
+    LATCHKEY_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
+    LATCHKEY_AUDIENCE: z.string().min(1).optional(),
+    LATCHKEY_BASE_PATH: basePath,
+    LATCHKEY_ALLOWED_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined))
+      .pipe(z.array(origin).optional()),
+    LATCHKEY_REGISTRATION: bool(true),
+    LATCHKEY_ACCESS_TOKEN_TTL: seconds(900, 60).refine((v) => v <= 86_400, 'must be at most 86400 (1 day)'),
+    LATCHKEY_REFRESH_TOKEN_TTL: seconds(7 * 86_400, 60),
+    LATCHKEY_SESSION_MAX_TTL: seconds(30 * 86_400, 60),
+    LATCHKEY_REFRESH_GRACE: seconds(10, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
+    LATCHKEY_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(1000).default(50),
+    LATCHKEY_COOKIE_INSECURE_DEV: bool(false),
+    LATCHKEY_JWKS_MAX_AGE: seconds(300, 0),
+    LATCHKEY_CLOCK_SKEW: seconds(5, 0).refine((v) => v <= 30, 'must be at most 30 seconds'),
+    LATCHKEY_BODY_LIMIT: z.coerce.number().int().min(512).max(65_536).default(4096),
+    LATCHKEY_KEYS_DIR: z.string().min(1).default('keys'),
+    LATCHKEY_ARGON2_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
+    LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
+    LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+    LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
+    REDIS_URL: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+    REDIS_KEY_PREFIX: z.string().max(64).default('lk:'),
+    REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  })
+  .superRefine((env, ctx) => {
+    const prod = env.NODE_ENV === 'production';
+    const need = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
+    if (prod && !env.LATCHKEY_ISSUER) need('LATCHKEY_ISSUER', 'is required when NODE_ENV=production');
+    if (prod && !env.REDIS_URL) need('REDIS_URL', 'is required when NODE_ENV=production (the embedded store is for development only)');
+    if (prod && env.LATCHKEY_COOKIE_INSECURE_DEV) need('LATCHKEY_COOKIE_INSECURE_DEV', 'must not be set when NODE_ENV=production');
+    if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
+      need('LATCHKEY_REFRESH_TOKEN_TTL', 'must not exceed LATCHKEY_SESSION_MAX_TTL');
+  });
+
+export type Env = z.input<typeof schema>;
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  host: string;
+  port: number;
+  logLevel: string;
+  trustProxy: boolean;
+  issuer: string;
+  audience: string;
+  basePath: string;
+  allowedOrigins: string[];
+  registration: boolean;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  sessionMaxTtl: number;
+  refreshGrace: number;
+  maxSessionsPerUser: number;
+  cookie: { name: string; path: string; secure: boolean };
+  jwksMaxAge: number;
+  clockSkew: number;
+  bodyLimit: number;
+  keysDir: string;
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  hashConcurrency: number;
+  hashQueue: number;
+  redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * The refresh cookie. `__Host-` needs `Path=/` and no Domain; under a base path the narrower path needs
+ * `__Secure-` instead. Without `Secure` (plain-http localhost development) neither prefix is allowed.
+ */
+function cookieFor(basePath: string, secure: boolean): Config['cookie'] {
+  const path = basePath || '/';
+  const prefix = !secure ? '' : path === '/' ? '__Host-' : '__Secure-';
+  return { name: `${prefix}lk_rt`, path, secure };
+}
+
+/** Validates `env` and reports every bad variable at once. Throws ConfigError. */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => `${issue.path.join('.') || 'environment'}: ${issue.message}`),
+    );
+  }
+  const e = parsed.data;
+  const port = e.PORT;
+  const issuer = (e.LATCHKEY_ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
+  const secure = !e.LATCHKEY_COOKIE_INSECURE_DEV;
+  return {
+    env: e.NODE_ENV,
+    host: e.HOST,
+    port,
+    logLevel: e.LOG_LEVEL,
+    trustProxy: e.TRUST_PROXY,
+    issuer,
+    audience: e.LATCHKEY_AUDIENCE ?? issuer,
+    basePath: e.LATCHKEY_BASE_PATH,
+    allowedOrigins: e.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(issuer).origin],
+    registration: e.LATCHKEY_REGISTRATION,
+    accessTokenTtl: e.LATCHKEY_ACCESS_TOKEN_TTL,
+    refreshTokenTtl: e.LATCHKEY_REFRESH_TOKEN_TTL,
+    sessionMaxTtl: e.LATCHKEY_SESSION_MAX_TTL,
+    refreshGrace: e.LATCHKEY_REFRESH_GRACE,
+    maxSessionsPerUser: e.LATCHKEY_MAX_SESSIONS_PER_USER,
+    cookie: cookieFor(e.LATCHKEY_BASE_PATH, secure),
+    jwksMaxAge: e.LATCHKEY_JWKS_MAX_AGE,
+    clockSkew: e.LATCHKEY_CLOCK_SKEW,
+    bodyLimit: e.LATCHKEY_BODY_LIMIT,
+    keysDir: e.LATCHKEY_KEYS_DIR,
+    argon2: {
+      memoryCost: e.LATCHKEY_ARGON2_MEMORY_KIB,
+      timeCost: e.LATCHKEY_ARGON2_ITERATIONS,
+      parallelism: e.LATCHKEY_ARGON2_PARALLELISM,
+    },
+    hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
+    hashQueue: e.LATCHKEY_HASH_QUEUE,
+    redis: e.REDIS_URL
+      ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS }
+      : null,
+  };
+}

@@ -1,0 +1,90 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import { ApiError } from '../errors.js';
+import type { ClientContext, IssuedTokens } from '../tokens/token-service.js';
+
+/** Parses input with a zod schema; a violation is a 400 that names every bad field. */
+export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
+  const result = schema.safeParse(input ?? {});
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const unknown = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    return `${issue.path.join('.') || 'body'}: ${issue.message}${unknown}`;
+  });
+  throw new ApiError('invalid_request', problems.join('; '));
+}
+
+export const clientContext = (request: FastifyRequest): ClientContext => ({
+  ip: request.ip || null,
+  userAgent: request.headers['user-agent']?.slice(0, 256) || null,
+});
+
+/**
+ * Cookie-authenticated and cookie-setting requests must come from an allowed origin (CSRF defence in depth
+ * on top of SameSite=Strict). Browsers send Origin on every POST; its absence is refused too.
+ */
+export function requireAllowedOrigin(request: FastifyRequest, config: Config): void {
+  const origin = request.headers.origin;
+  if (!origin || !config.allowedOrigins.includes(origin)) {
+    throw new ApiError('forbidden', 'This origin may not use cookie-based sessions.');
+  }
+}
+
+/** Token responses are never cached (RFC 6749 §5.1). */
+export function noStore(reply: FastifyReply): FastifyReply {
+  return reply.header('cache-control', 'no-store').header('pragma', 'no-cache');
+}
+
+/** Sends a token response; browsers get the refresh token as an HttpOnly cookie, never in the body. */
+export function sendTokens(reply: FastifyReply, config: Config, tokens: IssuedTokens, asCookie: boolean) {
+  const body: Record<string, unknown> = {
+    access_token: tokens.accessToken,
+    token_type: 'Bearer',
+    expires_in: tokens.expiresIn,
+    refresh_expires_in: tokens.refreshExpiresIn,
+    session_id: tokens.sessionId,
+  };
+  if (asCookie) {
+    reply.setCookie(config.cookie.name, tokens.refreshToken, {
+      ...cookieAttributes(config),
+      maxAge: tokens.refreshExpiresIn,
+    });
+  } else {
+    body.refresh_token = tokens.refreshToken;
+  }
+  return noStore(reply).code(200).send(body);
+}
+
+export function clearRefreshCookie(reply: FastifyReply, config: Config): void {
+  reply.setCookie(config.cookie.name, '', { ...cookieAttributes(config), maxAge: 0, expires: new Date(0) });
+}
+
+function cookieAttributes(config: Config) {
+  return {
+    path: config.cookie.path,
+    httpOnly: true,
+    secure: config.cookie.secure,
+    sameSite: 'strict' as const,
+  };
+}
+
+/**
+ * Where the refresh token came from. Channel binding (PRODUCT.md): one issued in a cookie is accepted only
+ * from the cookie, one issued in a body only from a body; both at once is a 400.
+ */
+export function presentedRefreshToken(
+  request: FastifyRequest,
+  config: Config,
+  fromBody: string | undefined,
+): { token: string; channel: 'cookie' | 'body' } | null {
+  const fromCookie = request.cookies[config.cookie.name] || undefined;
+  if (fromCookie && fromBody) {
+    throw new ApiError('invalid_request', 'refresh_token: send it in the cookie or in the body, not both');
+  }
+  if (fromCookie) {
+    requireAllowedOrigin(request, config);
+    return { token: fromCookie, channel: 'cookie' };
+  }
+  return fromBody ? { token: fromBody, channel: 'body' } : null;
+}

@@ -1,0 +1,236 @@
+import { sessionTag } from '../tokens/refresh-token.js';
+import type {
+  CreateSessionResult,
+  NewSession,
+  PresentedToken,
+  RotateRequest,
+  RotateResult,
+  SessionRecord,
+  Store,
+  UserRecord,
+} from './store.js';
+
+interface MemSession extends SessionRecord {
+  macKey: Buffer;
+  current: Buffer;
+  previous: Buffer | null;
+  spentAt: number;
+  channel: string;
+  sealed: { value: string; until: number } | null;
+}
+
+/**
+ * The embedded store: the same contract as Redis, kept in this process. For a first run and for tests
+ * only — it forgets everything on restart and cannot be shared by two instances, so start-up warns loudly
+ * and NODE_ENV=production refuses it. JavaScript runs one call at a time, and no method awaits between
+ * its read and its write, so every method is atomic as the contract demands.
+ *
+ * Expired entries are dropped when touched and by a sweep driven by the latest `now` callers passed in.
+ */
+export class MemoryStore implements Store {
+  readonly kind = 'memory';
+  private readonly users = new Map<string, UserRecord>();
+  private readonly emails = new Map<string, string>();
+  private readonly sessions = new Map<string, Map<string, MemSession>>();
+  private readonly denied = new Map<string, number>();
+  private latestNow = 0;
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(sweepEveryMs = 60_000) {
+    this.sweeper = setInterval(() => this.sweep(), sweepEveryMs);
+    this.sweeper.unref();
+  }
+
+  async createUser(user: UserRecord): Promise<'created' | 'conflict'> {
+    if (this.emails.has(user.email)) return 'conflict';
+    this.emails.set(user.email, user.id);
+    this.users.set(user.id, structuredClone(user));
+    return 'created';
+  }
+
+  async findUserByEmail(email: string): Promise<UserRecord | null> {
+    const id = this.emails.get(email);
+    return id ? this.getUser(id) : null;
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    const u = this.users.get(userId);
+    return u ? structuredClone(u) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    const u = this.users.get(userId);
+    if (u) u.passwordHash = passwordHash;
+  }
+
+  async setRoles(userId: string, roles: string[]): Promise<void> {
+    const u = this.users.get(userId);
+    if (u) u.roles = [...roles];
+  }
+
+  async setDisabled(userId: string, disabled: boolean, now: number): Promise<void> {
+    const u = this.users.get(userId);
+    if (!u) return;
+    u.disabled = disabled;
+    if (disabled) this.revokeAllNow(u, now);
+  }
+
+  async createSession(s: NewSession): Promise<CreateSessionResult> {
+    this.seen(s.now);
+    const user = this.users.get(s.userId);
+    if (!user || user.disabled) return { status: 'user_unavailable' };
+    const live = this.liveSessions(s.userId, s.now);
+    const byExpiry = [...live.values()].sort((a, b) => a.expiresAt - b.expiresAt);
+    for (const old of byExpiry.slice(0, Math.max(0, byExpiry.length - s.maxSessions + 1))) live.delete(old.id);
+    const absoluteExpiresAt = s.now + s.absoluteTtlMs;
+    const expiresAt = Math.min(s.now + s.refreshTtlMs, absoluteExpiresAt);
+    live.set(s.sessionId, {
+      id: s.sessionId,
+      userId: s.userId,
+      createdAt: s.now,
+      lastUsedAt: s.now,
+      expiresAt,
+      absoluteExpiresAt,
+      userAgent: s.userAgent,
+      ip: s.ip,
+      macKey: Buffer.from(s.macKey),
+      current: Buffer.from(s.secretHash),
+      previous: null,
+      spentAt: 0,
+      channel: s.channel,
+      sealed: null,
+    });
+    this.sessions.set(s.userId, live);
+    return {
+      status: 'created',
+      tag: sessionTag(s.macKey, s.secretHash),
+      expiresAt,
+      absoluteExpiresAt,
+      roles: [...user.roles],
+    };
+  }
+
+  async rotate(q: RotateRequest): Promise<RotateResult> {
+    this.seen(q.now);
+    const live = this.liveSessions(q.userId, q.now);
+    const s = live.get(q.sessionId);
+    if (!s || !genuine(s, q)) return { status: 'invalid' };
+    const user = this.users.get(q.userId);
+    if (!user || user.disabled) {
+      live.delete(s.id);
+      return { status: 'invalid' };
+    }
+    if (s.channel !== q.channel) return { status: 'invalid' };
+    if (q.now >= s.expiresAt) {
+      live.delete(s.id);
+      return { status: 'invalid' };
+    }
+    const roles = [...user.roles];
+    if (q.secretHash.equals(s.current)) {
+      s.previous = s.current;
+      s.current = Buffer.from(q.successorHash);
+      s.spentAt = q.now;
+      s.lastUsedAt = q.now;
+      s.expiresAt = Math.min(q.now + q.refreshTtlMs, s.absoluteExpiresAt);
+      s.ip = q.ip;
+      s.userAgent = q.userAgent;
+      s.sealed = q.graceMs > 0 ? { value: q.sealedSuccessor, until: q.now + q.graceMs } : null;
+      return { status: 'rotated', ...this.state(s, roles) };
+    }
+    const inGrace = s.previous?.equals(q.secretHash) && q.now - s.spentAt < q.graceMs;
+    if (inGrace && s.sealed && q.now < s.sealed.until) {
+      s.lastUsedAt = q.now;
+      s.ip = q.ip;
+      s.userAgent = q.userAgent;
+      return { status: 'grace', sealedSuccessor: s.sealed.value, ...this.state(s, roles) };
+    }
+    live.delete(s.id);
+    return { status: 'reused' };
+  }
+
+  async revokeSessionByToken(t: PresentedToken): Promise<boolean> {
+    const live = this.sessions.get(t.userId);
+    const s = live?.get(t.sessionId);
+    if (!live || !s || !genuine(s, t)) return false;
+    return live.delete(s.id);
+  }
+
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    return this.sessions.get(userId)?.delete(sessionId) ?? false;
+  }
+
+  async revokeAllSessions(userId: string, now: number): Promise<number> {
+    const u = this.users.get(userId);
+    return u ? this.revokeAllNow(u, now) : 0;
+  }
+
+  async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
+    this.seen(now);
+    return [...this.liveSessions(userId, now).values()]
+      .map((s) => ({
+        id: s.id,
+        userId: s.userId,
+        createdAt: s.createdAt,
+        lastUsedAt: s.lastUsedAt,
+        expiresAt: s.expiresAt,
+        absoluteExpiresAt: s.absoluteExpiresAt,
+        userAgent: s.userAgent,
+        ip: s.ip,
+      }))
+      .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+  }
+
+  async denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void> {
+    this.seen(now);
+    if (expiresAt > now) this.denied.set(`${userId}:${jti}`, expiresAt);
+  }
+
+  async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
+    this.seen(now);
+    const deniedUntil = this.denied.get(`${c.userId}:${c.jti}`);
+    if (deniedUntil !== undefined && deniedUntil > now) return false;
+    const s = this.sessions.get(c.userId)?.get(c.sessionId);
+    if (!s || s.expiresAt <= now || s.absoluteExpiresAt <= now) return false;
+    const u = this.users.get(c.userId);
+    return !!u && !u.disabled;
+  }
+
+  async ping(): Promise<void> {}
+
+  async close(): Promise<void> {
+    clearInterval(this.sweeper);
+  }
+
+  private revokeAllNow(u: UserRecord, now: number): number {
+    u.revokedAfter = Math.max(u.revokedAfter, now);
+    const n = this.liveSessions(u.id, now).size;
+    this.sessions.delete(u.id);
+    return n;
+  }
+
+  private state(s: MemSession, roles: string[]) {
+    return { tag: sessionTag(s.macKey, s.current), expiresAt: s.expiresAt, absoluteExpiresAt: s.absoluteExpiresAt, roles };
+  }
+
+  /** The user's sessions with expired ones dropped (what Redis TTLs do on their own). */
+  private liveSessions(userId: string, now: number): Map<string, MemSession> {
+    const live = this.sessions.get(userId) ?? new Map<string, MemSession>();
+    for (const [id, s] of live) if (s.expiresAt <= now) live.delete(id);
+    if (live.size === 0) this.sessions.delete(userId);
+    return live;
+  }
+
+  private seen(now: number): void {
+    if (now > this.latestNow) this.latestNow = now;
+  }
+
+  private sweep(): void {
+    const now = this.latestNow;
+    for (const [key, until] of this.denied) if (until <= now) this.denied.delete(key);
+    for (const userId of [...this.sessions.keys()]) this.liveSessions(userId, now);
+  }
+}
+
+function genuine(s: MemSession, t: PresentedToken): boolean {
+  return t.secretHash.length === 32 && sessionTag(s.macKey, t.secretHash) === t.tag;
+}

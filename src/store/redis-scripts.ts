@@ -1,0 +1,179 @@
+/**
+ * Lua scripts of the Redis store. Each runs atomically, so no other client sees a half-done rotation or
+ * revocation. All of a user's keys share the hash tag `{<user id>}` and therefore one Cluster slot:
+ *
+ *   {uid}:u          hash    the user (id email pw roles dis ct ra)
+ *   {uid}:ss         zset    live session ids scored by their expiry (ms)
+ *   {uid}:s:<sid>    hash    a session (mk cur prev spent ch ct lu exp abs ip ua)
+ *   {uid}:g:<sid>    string  the sealed successor of the just-spent token; lives only for the grace window
+ *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp
+ *
+ * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
+ * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
+ * that keeps any ioredis keyPrefix and the hash tag, so the derived keys live in the same slot.
+ *
+ * `now` always arrives as ARGV, so tests control time. Integers are formatted with %.0f: Lua numbers
+ * are doubles and tostring() would print large ones in exponent form.
+ */
+
+const prelude = `
+local function int(x) return string.format('%.0f', x) end
+local function tag(mk, h) return string.sub(redis.sha1hex(mk .. h), 1, 32) end
+`;
+
+/**
+ * KEYS[1] user hash, KEYS[2] session index, KEYS[3] new session hash
+ * ARGV[1] session id, ARGV[2] secret hash (32 bytes), ARGV[3] mac key (16 bytes), ARGV[4] channel,
+ * ARGV[5] now, ARGV[6] refresh ttl ms, ARGV[7] absolute ttl ms, ARGV[8] ip, ARGV[9] user agent,
+ * ARGV[10] max live sessions per user
+ * Returns {'created', tag, exp, abs, roles} or {'user_unavailable'}.
+ */
+export const createSessionLua = `${prelude}
+local u = redis.call('HMGET', KEYS[1], 'dis', 'roles')
+if u[1] ~= '0' then return {'user_unavailable'} end
+local now = tonumber(ARGV[5])
+local abs = now + tonumber(ARGV[7])
+local exp = math.min(now + tonumber(ARGV[6]), abs)
+local base = string.sub(KEYS[2], 1, -3)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[10]) + 1
+if excess > 0 then
+  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
+    redis.call('DEL', base .. 's:' .. sid, base .. 'g:' .. sid)
+  end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+end
+redis.call('HSET', KEYS[3], 'mk', ARGV[3], 'cur', ARGV[2], 'ch', ARGV[4], 'ct', int(now), 'lu', int(now),
+  'exp', int(exp), 'abs', int(abs), 'ip', ARGV[8], 'ua', ARGV[9])
+redis.call('PEXPIRE', KEYS[3], int(exp - now))
+redis.call('ZADD', KEYS[2], int(exp), ARGV[1])
+if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], int(exp - now)) end
+return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), u[2]}
+`;
+
+/**
+ * The rotation decision (PRODUCT.md "Grace window", RFC 9700 §4.14.2). Exactly one caller presenting the
+ * current token rotates; the others within the grace window get the same successor; any other genuine
+ * token of the session is reuse and revokes the session.
+ *
+ * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key
+ * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel,
+ * ARGV[5] candidate successor hash, ARGV[6] candidate sealed successor, ARGV[7] now,
+ * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent
+ * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, sealed} | {'invalid'} | {'reused'}.
+ */
+export const rotateLua = `${prelude}
+local s = redis.call('HMGET', KEYS[3], 'mk', 'cur', 'prev', 'spent', 'ch', 'exp', 'abs')
+local mk, h = s[1], ARGV[2]
+-- A token not minted for this session (forged from a known session id) changes nothing.
+if not mk or #h ~= 32 or tag(mk, h) ~= ARGV[3] then return {'invalid'} end
+local function revoke()
+  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+local u = redis.call('HMGET', KEYS[1], 'dis', 'roles')
+if u[1] ~= '0' then revoke() return {'invalid'} end
+-- Channel binding: a cookie token is refused in a body and vice versa.
+if s[5] ~= ARGV[4] then return {'invalid'} end
+local now, exp, abs = tonumber(ARGV[7]), tonumber(s[6]), tonumber(s[7])
+if now >= exp then revoke() return {'invalid'} end
+if h == s[2] then
+  local newExp = math.min(now + tonumber(ARGV[8]), abs)
+  redis.call('HSET', KEYS[3], 'cur', ARGV[5], 'prev', h, 'spent', int(now), 'lu', int(now), 'exp', int(newExp),
+    'ip', ARGV[10], 'ua', ARGV[11])
+  redis.call('PEXPIRE', KEYS[3], int(newExp - now))
+  redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
+  if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
+  local grace = tonumber(ARGV[9])
+  if grace > 0 then
+    redis.call('SET', KEYS[4], ARGV[6], 'PX', grace)
+  else
+    redis.call('DEL', KEYS[4])
+  end
+  return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2]}
+end
+-- Only the immediately previous token gets grace, and only while its successor is still current
+-- (the successor is current as long as prev has not moved on).
+if s[3] and h == s[3] and now - tonumber(s[4]) < tonumber(ARGV[9]) then
+  local sealed = redis.call('GET', KEYS[4])
+  if sealed then
+    redis.call('HSET', KEYS[3], 'lu', int(now), 'ip', ARGV[10], 'ua', ARGV[11])
+    return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], sealed}
+  end
+end
+revoke()
+return {'reused'}
+`;
+
+/**
+ * KEYS[1] session index, KEYS[2] session hash, KEYS[3] grace key
+ * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag
+ * Returns 1 if a session was revoked, 0 if there was none or the token was not minted for it.
+ */
+export const revokeByTokenLua = `${prelude}
+local mk = redis.call('HGET', KEYS[2], 'mk')
+if not mk or #ARGV[2] ~= 32 or tag(mk, ARGV[2]) ~= ARGV[3] then return 0 end
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 1
+`;
+
+/**
+ * KEYS[1] session index, KEYS[2] session hash, KEYS[3] grace key
+ * ARGV[1] session id
+ * Returns 1 if the session existed.
+ */
+export const revokeSessionLua = `
+local n = redis.call('DEL', KEYS[2])
+redis.call('DEL', KEYS[3])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return n
+`;
+
+/**
+ * KEYS[1] user hash, KEYS[2] session index
+ * ARGV[1] now, ARGV[2] '1' to also disable the user
+ * Marks revoked-after (never moving it back), deletes every session. Returns how many were live.
+ */
+export const revokeAllLua = `${prelude}
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local now = tonumber(ARGV[1])
+if now > tonumber(redis.call('HGET', KEYS[1], 'ra') or '0') then redis.call('HSET', KEYS[1], 'ra', int(now)) end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'dis', '1') end
+local base = string.sub(KEYS[2], 1, -3)
+local n = 0
+for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+  n = n + redis.call('DEL', base .. 's:' .. sid)
+  redis.call('DEL', base .. 'g:' .. sid)
+end
+redis.call('DEL', KEYS[2])
+return n
+`;
+
+/**
+ * KEYS[1] session index
+ * ARGV[1] now
+ * Returns {{sid, ct, lu, exp, abs, ip, ua}, ...} for live sessions.
+ */
+export const listSessionsLua = `
+local base = string.sub(KEYS[1], 1, -3)
+local out = {}
+for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
+  local f = redis.call('HMGET', base .. 's:' .. sid, 'ct', 'lu', 'exp', 'abs', 'ip', 'ua')
+  if f[1] then table.insert(out, {sid, f[1], f[2], f[3], f[4], f[5] or '', f[6] or ''}) end
+end
+return out
+`;
+
+/**
+ * KEYS[1] user hash, KEYS[2] session hash, KEYS[3] deny-list key of the token's jti
+ * ARGV[1] now
+ * Returns 1 if an access token with these claims is still good.
+ */
+export const isActiveLua = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local abs = redis.call('HGET', KEYS[2], 'abs')
+if not abs or tonumber(abs) <= tonumber(ARGV[1]) then return 0 end
+if redis.call('HGET', KEYS[1], 'dis') ~= '0' then return 0 end
+return 1
+`;

@@ -1,0 +1,326 @@
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { Logger } from 'pino';
+import { StoreUnavailableError } from '../errors.js';
+import {
+  createSessionLua,
+  isActiveLua,
+  listSessionsLua,
+  revokeAllLua,
+  revokeByTokenLua,
+  revokeSessionLua,
+  rotateLua,
+} from './redis-scripts.js';
+import type {
+  CreateSessionResult,
+  IssuedState,
+  NewSession,
+  PresentedToken,
+  RotateRequest,
+  RotateResult,
+  SessionRecord,
+  Store,
+  UserRecord,
+} from './store.js';
+
+type Reply = Array<string | number | null>;
+type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
+
+const scripts = {
+  lkCreateSession: { numberOfKeys: 3, lua: createSessionLua },
+  lkRotate: { numberOfKeys: 4, lua: rotateLua },
+  lkRevokeByToken: { numberOfKeys: 3, lua: revokeByTokenLua },
+  lkRevokeSession: { numberOfKeys: 3, lua: revokeSessionLua },
+  lkRevokeAll: { numberOfKeys: 2, lua: revokeAllLua },
+  lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
+  lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
+} as const;
+
+type ScriptName = keyof typeof scripts;
+
+const k = {
+  user: (uid: string) => `{${uid}}:u`,
+  index: (uid: string) => `{${uid}}:ss`,
+  session: (uid: string, sid: string) => `{${uid}}:s:${sid}`,
+  grace: (uid: string, sid: string) => `{${uid}}:g:${sid}`,
+  deny: (uid: string, jti: string) => `{${uid}}:j:${jti}`,
+  // The e-mail index is keyed by a hash so addresses do not show up in key names (MONITOR, SLOWLOG).
+  email: (email: string) => `e:${createHash('sha256').update(email).digest('base64url')}`,
+};
+
+export interface RedisStoreOptions {
+  url: string;
+  keyPrefix: string;
+  commandTimeoutMs: number;
+  logger: Logger;
+}
+
+/**
+ * ioredis settings chosen for an auth store:
+ * - no offline queue: while disconnected a command fails at once (503) instead of piling up in memory and
+ *   running later, after the client was already told it failed;
+ * - no automatic re-send after a reconnect, for the same reason;
+ * - a timeout on every command, so a hung server turns into 503s, not hung requests.
+ * A rotation whose reply was lost may still have happened; the client retries with the same token and
+ * the grace window hands it the successor that was stored.
+ */
+export function redisOptions(o: Pick<RedisStoreOptions, 'keyPrefix' | 'commandTimeoutMs'>): RedisOptions {
+  return {
+    keyPrefix: o.keyPrefix,
+    commandTimeout: o.commandTimeoutMs,
+    connectTimeout: Math.max(o.commandTimeoutMs, 2000),
+    enableOfflineQueue: false,
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    lazyConnect: true,
+    retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+  };
+}
+
+export class RedisStore implements Store {
+  readonly kind = 'redis';
+  readonly client: Redis;
+  private readonly log: Logger;
+
+  constructor(options: RedisStoreOptions) {
+    this.log = options.logger;
+    this.client = new Redis(options.url, redisOptions(options));
+    for (const [name, def] of Object.entries(scripts)) this.client.defineCommand(name, def);
+    this.client.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'redis connection error'));
+  }
+
+  /**
+   * Connects, waiting at most `timeoutMs`. A Redis that is down at start-up is not fatal: the client keeps
+   * reconnecting, /readyz says 503 meanwhile, and requests get 503 until it answers.
+   */
+  async connect(timeoutMs = 5000): Promise<boolean> {
+    const ready = new Promise<void>((resolve, reject) => {
+      this.client.connect().then(resolve, reject);
+      setTimeout(() => reject(new Error('timed out')), timeoutMs).unref();
+    });
+    try {
+      await ready;
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message } }, 'redis not reachable yet; retrying in the background');
+      return false;
+    }
+    await this.checkEvictionPolicy();
+    return true;
+  }
+
+  /** Evicted auth keys would silently un-revoke sessions and log users out: warn unless noeviction. */
+  private async checkEvictionPolicy(): Promise<void> {
+    try {
+      const reply = (await this.client.config('GET', 'maxmemory-policy')) as string[];
+      const policy = reply[1];
+      if (policy !== 'noeviction') {
+        this.log.warn({ policy }, 'redis maxmemory-policy is not noeviction: auth keys may be evicted under memory pressure');
+      }
+    } catch {
+      this.log.warn('could not read redis maxmemory-policy (CONFIG disabled?); make sure it is noeviction');
+    }
+  }
+
+  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private script(name: ScriptName, ...args: Array<string | Buffer | number>): Promise<unknown> {
+    const fn = (this.client as unknown as Record<ScriptName, ScriptFn>)[name];
+    return this.run(name, () => fn.apply(this.client, args));
+  }
+
+  async createUser(user: UserRecord): Promise<'created' | 'conflict'> {
+    // The user hash first (unreachable until the e-mail points at it), then claim the e-mail atomically.
+    // Two keys in two slots cannot be one script; if the claim loses, the orphan hash is removed.
+    await this.run('createUser', () => this.client.hset(k.user(user.id), serializeUser(user)));
+    const claimed = await this.run('createUser', () => this.client.set(k.email(user.email), user.id, 'NX'));
+    if (claimed === 'OK') return 'created';
+    await this.run('createUser', () => this.client.del(k.user(user.id)));
+    return 'conflict';
+  }
+
+  async findUserByEmail(email: string): Promise<UserRecord | null> {
+    const id = await this.run('findUserByEmail', () => this.client.get(k.email(email)));
+    return id ? this.getUser(id) : null;
+  }
+
+  async getUser(userId: string): Promise<UserRecord | null> {
+    const h = await this.run('getUser', () => this.client.hgetall(k.user(userId)));
+    return h.id ? parseUser(h) : null;
+  }
+
+  async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
+    await this.run('setPasswordHash', () => this.client.hset(k.user(userId), 'pw', passwordHash));
+  }
+
+  async setRoles(userId: string, roles: string[]): Promise<void> {
+    await this.run('setRoles', () => this.client.hset(k.user(userId), 'roles', JSON.stringify(roles)));
+  }
+
+  async setDisabled(userId: string, disabled: boolean, now: number): Promise<void> {
+    if (disabled) await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '1');
+    else await this.run('setDisabled', () => this.client.hset(k.user(userId), 'dis', '0'));
+  }
+
+  async createSession(s: NewSession): Promise<CreateSessionResult> {
+    const r = (await this.script(
+      'lkCreateSession',
+      k.user(s.userId),
+      k.index(s.userId),
+      k.session(s.userId, s.sessionId),
+      s.sessionId,
+      s.secretHash,
+      s.macKey,
+      s.channel,
+      s.now,
+      s.refreshTtlMs,
+      s.absoluteTtlMs,
+      s.ip ?? '',
+      s.userAgent ?? '',
+      s.maxSessions,
+    )) as Reply;
+    if (r[0] !== 'created') return { status: 'user_unavailable' };
+    return { status: 'created', ...issued(r) };
+  }
+
+  async rotate(q: RotateRequest): Promise<RotateResult> {
+    const r = (await this.script(
+      'lkRotate',
+      k.user(q.userId),
+      k.index(q.userId),
+      k.session(q.userId, q.sessionId),
+      k.grace(q.userId, q.sessionId),
+      q.sessionId,
+      q.secretHash,
+      q.tag,
+      q.channel,
+      q.successorHash,
+      q.sealedSuccessor,
+      q.now,
+      q.refreshTtlMs,
+      q.graceMs,
+      q.ip ?? '',
+      q.userAgent ?? '',
+    )) as Reply;
+    switch (r[0]) {
+      case 'rotated':
+        return { status: 'rotated', ...issued(r) };
+      case 'grace':
+        return { status: 'grace', ...issued(r), sealedSuccessor: String(r[5]) };
+      case 'reused':
+        return { status: 'reused' };
+      default:
+        return { status: 'invalid' };
+    }
+  }
+
+  async revokeSessionByToken(t: PresentedToken): Promise<boolean> {
+    const n = await this.script(
+      'lkRevokeByToken',
+      k.index(t.userId),
+      k.session(t.userId, t.sessionId),
+      k.grace(t.userId, t.sessionId),
+      t.sessionId,
+      t.secretHash,
+      t.tag,
+    );
+    return n === 1;
+  }
+
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    const n = await this.script(
+      'lkRevokeSession',
+      k.index(userId),
+      k.session(userId, sessionId),
+      k.grace(userId, sessionId),
+      sessionId,
+    );
+    return n === 1;
+  }
+
+  async revokeAllSessions(userId: string, now: number): Promise<number> {
+    return Number(await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '0'));
+  }
+
+  async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
+    const rows = (await this.script('lkListSessions', k.index(userId), now)) as string[][];
+    return rows
+      .map(([id, ct, lu, exp, abs, ip, ua]) => ({
+        id: String(id),
+        userId,
+        createdAt: Number(ct),
+        lastUsedAt: Number(lu),
+        expiresAt: Number(exp),
+        absoluteExpiresAt: Number(abs),
+        ip: ip || null,
+        userAgent: ua || null,
+      }))
+      .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+  }
+
+  async denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void> {
+    const ttl = expiresAt - now;
+    if (ttl <= 0) return;
+    await this.run('denyAccessToken', () => this.client.set(k.deny(userId, jti), '1', 'PX', ttl));
+  }
+
+  async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
+    const r = await this.script('lkIsActive', k.user(c.userId), k.session(c.userId, c.sessionId), k.deny(c.userId, c.jti), now);
+    return r === 1;
+  }
+
+  async ping(): Promise<void> {
+    await this.run('ping', () => this.client.ping());
+  }
+
+  async close(): Promise<void> {
+    this.client.disconnect();
+  }
+}
+
+function issued(r: Reply): IssuedState {
+  return {
+    tag: String(r[1]),
+    expiresAt: Number(r[2]),
+    absoluteExpiresAt: Number(r[3]),
+    roles: parseRoles(r[4]),
+  };
+}
+
+function parseRoles(raw: unknown): string[] {
+  try {
+    const v: unknown = JSON.parse(String(raw ?? '[]'));
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function serializeUser(u: UserRecord): Record<string, string> {
+  return {
+    id: u.id,
+    email: u.email,
+    pw: u.passwordHash,
+    roles: JSON.stringify(u.roles),
+    dis: u.disabled ? '1' : '0',
+    ct: String(u.createdAt),
+    ra: String(u.revokedAfter),
+  };
+}
+
+function parseUser(h: Record<string, string>): UserRecord {
+  return {
+    id: h.id ?? '',
+    email: h.email ?? '',
+    passwordHash: h.pw ?? '',
+    roles: parseRoles(h.roles),
+    disabled: h.dis !== '0',
+    createdAt: Number(h.ct ?? 0),
+    revokedAfter: Number(h.ra ?? 0),
+  };
+}

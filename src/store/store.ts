@@ -1,0 +1,139 @@
+/**
+ * The storage contract. Two implementations keep it: Redis (production) and in-memory (development).
+ * One contract suite (test/store/contract.ts) runs against both.
+ *
+ * Rules every implementation follows:
+ * - All times are epoch milliseconds passed in by the caller (`now`), never read from a clock here, so
+ *   tests control time. TTLs are set relative to `now`.
+ * - Every write that belongs to one session is one atomic step: two concurrent calls never both succeed
+ *   where only one may (rotation, revocation).
+ * - Nothing usable is stored in clear: refresh secrets arrive as SHA-256 hashes; the grace-window
+ *   successor arrives sealed under a key only the holder of the previous token can derive.
+ * - Every record has a TTL or a bound. User records are bounded by the number of users.
+ * - A store that cannot answer throws `StoreUnavailableError`; it never answers "not found" or "not
+ *   revoked" in place of an error.
+ */
+
+export type Channel = 'cookie' | 'body';
+
+export interface UserRecord {
+  id: string;
+  /** Normalised (trimmed, NFKC, lower-case). */
+  email: string;
+  /** argon2id PHC string. */
+  passwordHash: string;
+  roles: string[];
+  disabled: boolean;
+  createdAt: number;
+  /** Every session created before this instant is revoked (logout-all, disable). 0 = never. */
+  revokedAfter: number;
+}
+
+export interface SessionRecord {
+  id: string;
+  userId: string;
+  createdAt: number;
+  lastUsedAt: number;
+  /** When the current refresh token expires (idle lifetime, capped by `absoluteExpiresAt`). */
+  expiresAt: number;
+  /** The session never lives beyond this, however often it is refreshed. */
+  absoluteExpiresAt: number;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface NewSession {
+  userId: string;
+  sessionId: string;
+  /** SHA-256 of the first refresh token's secret. */
+  secretHash: Buffer;
+  /** Per-session key that authenticates this session's tokens (see `tag`). 16 random bytes. */
+  macKey: Buffer;
+  channel: Channel;
+  userAgent: string | null;
+  ip: string | null;
+  now: number;
+  /** Idle lifetime of each refresh token. */
+  refreshTtlMs: number;
+  /** Absolute lifetime of the session. */
+  absoluteTtlMs: number;
+  /** Beyond this many live sessions the ones closest to expiry are revoked. */
+  maxSessions: number;
+}
+
+export interface PresentedToken {
+  userId: string;
+  sessionId: string;
+  /** SHA-256 of the presented secret. */
+  secretHash: Buffer;
+  /** The tag the token carries; genuine iff it equals tag(macKey, secretHash). */
+  tag: string;
+}
+
+export interface RotateRequest extends PresentedToken {
+  channel: Channel;
+  /** SHA-256 of the candidate successor's secret. Used only if this call rotates. */
+  successorHash: Buffer;
+  /** The candidate successor secret, sealed under a key derived from the presented secret. */
+  sealedSuccessor: string;
+  now: number;
+  refreshTtlMs: number;
+  graceMs: number;
+  userAgent: string | null;
+  ip: string | null;
+}
+
+export interface IssuedState {
+  /** Tag of the (new or unchanged) current token. */
+  tag: string;
+  expiresAt: number;
+  absoluteExpiresAt: number;
+  roles: string[];
+}
+
+export type RotateResult =
+  /** The presented token was current: it is now spent and the candidate is current. */
+  | ({ status: 'rotated' } & IssuedState)
+  /** The presented token was spent within the grace window: here is the successor it already has. */
+  | ({ status: 'grace'; sealedSuccessor: string } & IssuedState)
+  /** Unknown session, forged tag, wrong channel, expired token or session, disabled user. */
+  | { status: 'invalid' }
+  /** A genuine but spent token outside the grace window: the session has been revoked. */
+  | { status: 'reused' };
+
+export type CreateSessionResult = ({ status: 'created' } & IssuedState) | { status: 'user_unavailable' };
+
+export interface Store {
+  readonly kind: 'redis' | 'memory';
+
+  /** Adds a user unless the e-mail is taken. */
+  createUser(user: UserRecord): Promise<'created' | 'conflict'>;
+  findUserByEmail(email: string): Promise<UserRecord | null>;
+  getUser(userId: string): Promise<UserRecord | null>;
+  setPasswordHash(userId: string, passwordHash: string): Promise<void>;
+  setRoles(userId: string, roles: string[]): Promise<void>;
+  /** Disabling also revokes every session, as `revokeAllSessions` does. */
+  setDisabled(userId: string, disabled: boolean, now: number): Promise<void>;
+
+  /** Starts a session for an existing, enabled user. */
+  createSession(session: NewSession): Promise<CreateSessionResult>;
+  /** The heart of refresh: one atomic decision, see `RotateResult`. */
+  rotate(request: RotateRequest): Promise<RotateResult>;
+  /** Revokes the session a genuine token (current or spent) belongs to. True if one was revoked. */
+  revokeSessionByToken(token: PresentedToken): Promise<boolean>;
+  /** Revokes one of the user's sessions. True if it existed. */
+  revokeSession(userId: string, sessionId: string): Promise<boolean>;
+  /** Revokes every session of the user and marks `revokedAfter = now`. Returns how many were live. */
+  revokeAllSessions(userId: string, now: number): Promise<number>;
+  /** The user's live sessions, most recently used first. */
+  listSessions(userId: string, now: number): Promise<SessionRecord[]>;
+
+  /** Deny-lists an access token's `jti` until `expiresAt`. */
+  denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void>;
+  /** Is an access token with these claims still good: not deny-listed, session live, user enabled. */
+  isAccessTokenActive(claims: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean>;
+
+  /** Throws StoreUnavailableError unless the store answers. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,252 @@
+import type { Logger } from 'pino';
+import { normalizeEmail } from '../accounts.js';
+import { ApiError, invalidGrant, invalidToken } from '../errors.js';
+import type { PasswordHasher } from '../passwords.js';
+import type { Channel, SessionRecord, Store } from '../store/store.js';
+import type { AccessClaims, AccessTokens } from './access-token.js';
+import {
+  formatRefreshToken,
+  hashSecret,
+  newMacKey,
+  newSecret,
+  newSessionId,
+  openSuccessor,
+  parseRefreshToken,
+  sealSuccessor,
+} from './refresh-token.js';
+
+export interface ClientContext {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  refreshExpiresIn: number;
+  sessionId: string;
+}
+
+/** Something an operator or a resource server may want to react to. Never carries a token value. */
+export type AuthEvent =
+  | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
+  | { type: 'session_revoked'; userId: string; sessionId: string; reason: 'logout' | 'user_request' }
+  | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessions: number }
+  | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
+
+export interface TokenPolicy {
+  refreshTtlSeconds: number;
+  sessionMaxTtlSeconds: number;
+  graceSeconds: number;
+  maxSessionsPerUser: number;
+}
+
+export interface TokenServiceDeps {
+  store: Store;
+  hasher: PasswordHasher;
+  access: AccessTokens;
+  policy: TokenPolicy;
+  clock: () => number;
+  log: Logger;
+  onEvent?: (event: AuthEvent) => void;
+}
+
+const invalidCredentials = () => new ApiError('invalid_credentials', 'The e-mail or password is incorrect.');
+
+/**
+ * Login, refresh, logout: the policy around the store's atomic steps. The store decides races; this
+ * class decides what a decision means for the client and what gets logged.
+ */
+export class TokenService {
+  private readonly store: Store;
+  private readonly policy: TokenPolicy;
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: TokenServiceDeps) {
+    this.store = deps.store;
+    this.policy = deps.policy;
+    this.now = deps.clock;
+    this.log = deps.log;
+  }
+
+  /**
+   * Unknown e-mail, wrong password and disabled account are indistinguishable: same error, and an argon2
+   * verification in every case (against a dummy hash when there is no user).
+   */
+  async login(email: string, password: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    const user = await this.store.findUserByEmail(normalizeEmail(email));
+    if (!user) {
+      await this.deps.hasher.verifyDummy(password);
+      throw invalidCredentials();
+    }
+    const ok = await this.deps.hasher.verify(user.passwordHash, password);
+    if (!ok || user.disabled) throw invalidCredentials();
+    if (this.deps.hasher.needsRehash(user.passwordHash)) {
+      // Parameters were raised since this hash was made; upgrading is best-effort.
+      this.deps.hasher
+        .hash(password)
+        .then((h) => this.store.setPasswordHash(user.id, h))
+        .catch((err: Error) => this.log.warn({ userId: user.id, reason: err.message }, 'password rehash failed'));
+    }
+
+    const now = this.now();
+    const sessionId = newSessionId();
+    const secret = newSecret();
+    const macKey = newMacKey();
+    const secretHash = hashSecret(secret);
+    const created = await this.store.createSession({
+      userId: user.id,
+      sessionId,
+      secretHash,
+      macKey,
+      channel,
+      userAgent: ctx.userAgent,
+      ip: ctx.ip,
+      now,
+      refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
+      absoluteTtlMs: this.policy.sessionMaxTtlSeconds * 1000,
+      maxSessions: this.policy.maxSessionsPerUser,
+    });
+    if (created.status !== 'created') throw invalidCredentials();
+    const access = await this.deps.access.sign({
+      userId: user.id,
+      sessionId,
+      roles: created.roles,
+      now,
+      notAfter: created.absoluteExpiresAt,
+    });
+    this.log.info({ userId: user.id, sessionId, channel }, 'login');
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken: formatRefreshToken({ userId: user.id, sessionId, secret, tag: created.tag }),
+      refreshExpiresIn: secondsUntil(created.expiresAt, now),
+      sessionId,
+    };
+  }
+
+  /**
+   * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
+   * rotates, the candidate becomes current; if the token was just spent (grace window), the stored
+   * successor is unsealed with the presented secret, so every concurrent caller gets the same one.
+   */
+  async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    const presented = parseRefreshToken(token);
+    if (!presented) throw invalidGrant();
+    const now = this.now();
+    const candidate = newSecret();
+    const result = await this.store.rotate({
+      userId: presented.userId,
+      sessionId: presented.sessionId,
+      secretHash: hashSecret(presented.secret),
+      tag: presented.tag,
+      channel,
+      successorHash: hashSecret(candidate),
+      sealedSuccessor: sealSuccessor(presented.secret, candidate),
+      now,
+      refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
+      graceMs: this.policy.graceSeconds * 1000,
+      userAgent: ctx.userAgent,
+      ip: ctx.ip,
+    });
+    if (result.status === 'reused') {
+      this.log.warn(
+        { event: 'refresh_token_reused', userId: presented.userId, sessionId: presented.sessionId, ip: ctx.ip },
+        'security: a spent refresh token was presented again; session revoked',
+      );
+      this.emit({ type: 'refresh_token_reused', userId: presented.userId, sessionId: presented.sessionId, ip: ctx.ip });
+      throw invalidGrant();
+    }
+    if (result.status === 'invalid') throw invalidGrant();
+    const successor = result.status === 'rotated' ? candidate : openSuccessor(presented.secret, result.sealedSuccessor);
+    if (!successor) throw invalidGrant();
+    const access = await this.deps.access.sign({
+      userId: presented.userId,
+      sessionId: presented.sessionId,
+      roles: result.roles,
+      now,
+      notAfter: result.absoluteExpiresAt,
+    });
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken: formatRefreshToken({ ...presented, secret: successor, tag: result.tag }),
+      refreshExpiresIn: secondsUntil(result.expiresAt, now),
+      sessionId: presented.sessionId,
+    };
+  }
+
+  /**
+   * Revokes the session of the presented refresh token (if it is genuine) and deny-lists the presented
+   * access token (if its signature holds) until it expires. Idempotent: nothing to revoke is not an error.
+   */
+  async logout(refreshToken: string | undefined, bearer: string | undefined): Promise<void> {
+    const now = this.now();
+    if (bearer) {
+      const claims = await this.deps.access.verify(bearer, now).catch(() => null);
+      if (claims) {
+        await this.store.denyAccessToken(claims.sub, claims.jti, claims.exp * 1000, now);
+        this.emit({ type: 'access_token_denied', userId: claims.sub, jti: claims.jti, exp: claims.exp });
+      }
+    }
+    const presented = refreshToken ? parseRefreshToken(refreshToken) : null;
+    if (!presented) return;
+    const revoked = await this.store.revokeSessionByToken({
+      userId: presented.userId,
+      sessionId: presented.sessionId,
+      secretHash: hashSecret(presented.secret),
+      tag: presented.tag,
+    });
+    if (revoked) {
+      this.log.info({ userId: presented.userId, sessionId: presented.sessionId }, 'logout');
+      this.emit({ type: 'session_revoked', userId: presented.userId, sessionId: presented.sessionId, reason: 'logout' });
+    }
+  }
+
+  /** Revokes every session of the user; every access token issued so far carries one of their ids. */
+  async logoutAll(claims: AccessClaims): Promise<void> {
+    const now = this.now();
+    const sessions = await this.store.revokeAllSessions(claims.sub, now);
+    this.log.info({ userId: claims.sub, sessions }, 'logout-all');
+    this.emit({ type: 'user_sessions_revoked', userId: claims.sub, revokedAfter: now, sessions });
+  }
+
+  /** Bearer authentication for latchkey's own endpoints: signature and claims, then revocation state. */
+  async authenticate(authorization: string | undefined): Promise<AccessClaims> {
+    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization ?? '');
+    if (!match?.[1]) throw invalidToken('A Bearer access token is required.');
+    const now = this.now();
+    const claims = await this.deps.access.verify(match[1], now);
+    const active = await this.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
+    if (!active) throw invalidToken();
+    return claims;
+  }
+
+  async listSessions(claims: AccessClaims): Promise<Array<SessionRecord & { current: boolean }>> {
+    const sessions = await this.store.listSessions(claims.sub, this.now());
+    return sessions.map((s) => ({ ...s, current: s.id === claims.sid }));
+  }
+
+  /** Only the caller's own sessions are reachable: the store looks the id up under the caller's user. */
+  async revokeSession(claims: AccessClaims, sessionId: string): Promise<void> {
+    if (!(await this.store.revokeSession(claims.sub, sessionId))) {
+      throw new ApiError('not_found', 'No such session.');
+    }
+    this.log.info({ userId: claims.sub, sessionId }, 'session revoked by its user');
+    this.emit({ type: 'session_revoked', userId: claims.sub, sessionId, reason: 'user_request' });
+  }
+
+  private emit(event: AuthEvent): void {
+    try {
+      this.deps.onEvent?.(event);
+    } catch (err) {
+      this.log.error({ reason: (err as Error).message, event: event.type }, 'event handler failed');
+    }
+  }
+}
+
+function secondsUntil(at: number, now: number): number {
+  return Math.max(0, Math.floor((at - now) / 1000));
+}
