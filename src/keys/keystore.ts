@@ -84,6 +84,24 @@ export class KeyStore {
     return key && isPublished(key, now) ? key.publicKey : null;
   }
 
+  /** A table of every key and its state at `now`, for operators. */
+  describe(now: number): string {
+    const signer = this.signer(now)?.kid;
+    const when = (t: number | null) => (t === null ? '-' : new Date(t).toISOString());
+    const rows = this.keys.map((k) => [
+      k.kid,
+      k.kid === signer ? 'signing' : isPublished(k, now) ? 'published' : k.publishAt > now ? 'pending' : 'expired',
+      when(k.publishAt),
+      when(k.activatesAt),
+      when(k.retiresAt),
+      when(k.expiresAt),
+    ]);
+    const header = ['kid', 'state', 'published', 'activates', 'retires', 'expires'];
+    const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+    const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    return [line(header), ...rows.map(line)].join('\n') + (rows.length ? '' : '\n(no keys)');
+  }
+
   /** The JWKS document and its ETag, rebuilt only when the set of published keys changes. */
   jwks(now: number): PublishedJwks {
     const keys = this.keys.filter((k) => isPublished(k, now)).sort((a, b) => b.activatesAt - a.activatesAt);

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { ClientContext, IssuedTokens } from '../tokens/token-service.js';

@@ -1,0 +1,63 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('configuration', () => {
+  it('has development defaults that need nothing set', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      env: 'development',
+      port: 3000,
+      issuer: 'http://localhost:3000',
+      accessTokenTtl: 900,
+      refreshTokenTtl: 7 * 86400,
+      sessionMaxTtl: 30 * 86400,
+      refreshGrace: 10,
+      redis: null,
+      cookie: { name: '__Host-lk_rt', path: '/', secure: true },
+      argon2: { memoryCost: 19456, timeCost: 2, parallelism: 1 },
+    });
+    expect(c.allowedOrigins).toEqual(['http://localhost:3000']);
+  });
+
+  it('production demands an explicit issuer and Redis, and refuses insecure cookies — all reported at once', () => {
+    const p = problems({ NODE_ENV: 'production', LATCHKEY_COOKIE_INSECURE_DEV: 'true' });
+    expect(p).toHaveLength(3);
+    expect(p.join('\n')).toMatch(/LATCHKEY_ISSUER/);
+    expect(p.join('\n')).toMatch(/REDIS_URL/);
+    expect(p.join('\n')).toMatch(/LATCHKEY_COOKIE_INSECURE_DEV/);
+    expect(problems({ NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.com', REDIS_URL: 'redis://r:6379' })).toEqual([]);
+  });
+
+  it('reports every bad value with its variable name', () => {
+    const p = problems({ PORT: 'eighty', LATCHKEY_ARGON2_MEMORY_KIB: '1024', LATCHKEY_ALLOWED_ORIGINS: 'https://ok.example,not a url', REDIS_URL: 'http://x' });
+    expect(p.map((x) => x.split(':')[0])).toEqual(
+      expect.arrayContaining(['PORT', 'LATCHKEY_ARGON2_MEMORY_KIB', 'LATCHKEY_ALLOWED_ORIGINS.1', 'REDIS_URL']),
+    );
+  });
+
+  it('argon2 parameters cannot go below m=19MiB, t=2', () => {
+    expect(problems({ LATCHKEY_ARGON2_MEMORY_KIB: '19455' })).toHaveLength(1);
+    expect(problems({ LATCHKEY_ARGON2_ITERATIONS: '1' })).toHaveLength(1);
+  });
+
+  it('a base path narrows the cookie and switches to the __Secure- prefix; insecure dev drops the prefix', () => {
+    expect(loadConfig({ LATCHKEY_BASE_PATH: '/auth' }).cookie).toEqual({ name: '__Secure-lk_rt', path: '/auth', secure: true });
+    expect(loadConfig({ LATCHKEY_COOKIE_INSECURE_DEV: 'true' }).cookie).toEqual({ name: 'lk_rt', path: '/', secure: false });
+    expect(problems({ LATCHKEY_BASE_PATH: 'auth/' })).toHaveLength(1);
+  });
+
+  it('the grace window may be zero but not negative', () => {
+    expect(loadConfig({ LATCHKEY_REFRESH_GRACE: '0' }).refreshGrace).toBe(0);
+    expect(problems({ LATCHKEY_REFRESH_GRACE: '-1' })).toHaveLength(1);
+  });
+});

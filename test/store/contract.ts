@@ -1,0 +1,292 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Channel, RotateRequest, Store } from '../../src/store/store.js';
+import {
+  hashSecret,
+  newMacKey,
+  newSecret,
+  newSessionId,
+  newUserId,
+  openSuccessor,
+  sealSuccessor,
+  sessionTag,
+} from '../../src/tokens/refresh-token.js';
+import { createTestStore, type StoreKind, type TestStore } from '../helpers/app.js';
+
+const MIN = 60_000;
+const DAY = 24 * 60 * MIN;
+const policy = { refreshTtlMs: 7 * DAY, absoluteTtlMs: 30 * DAY, graceMs: 10_000, maxSessions: 5 };
+
+/** A client of the store that holds one refresh token, as the token service would. */
+interface Held {
+  userId: string;
+  sessionId: string;
+  secret: string;
+  tag: string;
+  channel: Channel;
+}
+
+/** The storage contract, run against every implementation. */
+export function storeContract(kind: StoreKind): void {
+  describe(`${kind} store contract`, () => {
+    let t: TestStore;
+    let store: Store;
+    const T0 = Date.now();
+
+    beforeAll(async () => {
+      t = await createTestStore(kind, 'contract');
+      store = t.store;
+    });
+    afterAll(async () => t.dispose());
+
+    async function newUser(overrides: { roles?: string[] } = {}) {
+      const id = newUserId();
+      const email = `${id}@example.com`;
+      expect(
+        await store.createUser({ id, email, passwordHash: 'h', roles: overrides.roles ?? [], disabled: false, createdAt: T0, revokedAfter: 0 }),
+      ).toBe('created');
+      return id;
+    }
+
+    async function login(userId: string, now = T0, channel: Channel = 'body', extra: Partial<typeof policy> = {}): Promise<Held> {
+      const sessionId = newSessionId();
+      const secret = newSecret();
+      const macKey = newMacKey();
+      const p = { ...policy, ...extra };
+      const r = await store.createSession({
+        userId,
+        sessionId,
+        secretHash: hashSecret(secret),
+        macKey,
+        channel,
+        userAgent: 'test-agent',
+        ip: '127.0.0.1',
+        now,
+        refreshTtlMs: p.refreshTtlMs,
+        absoluteTtlMs: p.absoluteTtlMs,
+        maxSessions: p.maxSessions,
+      });
+      if (r.status !== 'created') throw new Error('session not created');
+      expect(r.tag).toBe(sessionTag(macKey, hashSecret(secret)));
+      return { userId, sessionId, secret, tag: r.tag, channel };
+    }
+
+    function rotateRequest(h: Held, now: number, extra: Partial<RotateRequest> = {}): RotateRequest & { candidate: string } {
+      const candidate = newSecret();
+      return {
+        userId: h.userId,
+        sessionId: h.sessionId,
+        secretHash: hashSecret(h.secret),
+        tag: h.tag,
+        channel: h.channel,
+        successorHash: hashSecret(candidate),
+        sealedSuccessor: sealSuccessor(h.secret, candidate),
+        now,
+        refreshTtlMs: policy.refreshTtlMs,
+        graceMs: policy.graceMs,
+        userAgent: 'ua',
+        ip: '10.0.0.1',
+        candidate,
+        ...extra,
+      };
+    }
+
+    /** Rotates as the token service does and returns the token the client would now hold. */
+    async function refresh(h: Held, now: number, extra: Partial<RotateRequest> = {}) {
+      const req = rotateRequest(h, now, extra);
+      const r = await store.rotate(req);
+      if (r.status === 'rotated') return { r, next: { ...h, secret: req.candidate, tag: r.tag } };
+      if (r.status === 'grace') {
+        const secret = openSuccessor(h.secret, r.sealedSuccessor);
+        if (!secret) throw new Error('grace successor did not open');
+        return { r, next: { ...h, secret, tag: r.tag } };
+      }
+      return { r, next: null };
+    }
+
+    it('creates users and refuses a second account for the same e-mail', async () => {
+      const id = await newUser();
+      const user = await store.findUserByEmail(`${id}@example.com`);
+      expect(user).toMatchObject({ id, email: `${id}@example.com`, disabled: false, roles: [] });
+      expect(
+        await store.createUser({ id: newUserId(), email: `${id}@example.com`, passwordHash: 'x', roles: [], disabled: false, createdAt: T0, revokedAfter: 0 }),
+      ).toBe('conflict');
+      expect((await store.findUserByEmail(`${id}@example.com`))?.id).toBe(id);
+      expect(await store.findUserByEmail('nobody@example.com')).toBeNull();
+      await store.setPasswordHash(id, 'h2');
+      await store.setRoles(id, ['admin']);
+      expect(await store.getUser(id)).toMatchObject({ passwordHash: 'h2', roles: ['admin'] });
+    });
+
+    it('rotation spends the presented token and makes the successor current', async () => {
+      const h0 = await login(await newUser({ roles: ['reader'] }));
+      const a = await refresh(h0, T0 + MIN);
+      expect(a.r).toMatchObject({ status: 'rotated', roles: ['reader'], expiresAt: T0 + MIN + policy.refreshTtlMs });
+      const b = await refresh(a.next!, T0 + 2 * MIN);
+      expect(b.r.status).toBe('rotated');
+    });
+
+    it('re-presenting the just-spent token within the grace window returns the same successor', async () => {
+      const h0 = await login(await newUser());
+      const first = await refresh(h0, T0 + MIN);
+      const again = await refresh(h0, T0 + MIN + 5_000);
+      expect(again.r.status).toBe('grace');
+      expect(again.next).toEqual(first.next);
+      // The successor is still current and rotates normally.
+      expect((await refresh(first.next!, T0 + 2 * MIN)).r.status).toBe('rotated');
+    });
+
+    it('concurrent rotations with one token make exactly one rotation and one successor', async () => {
+      const h0 = await login(await newUser());
+      const results = await Promise.all(Array.from({ length: 50 }, () => refresh(h0, T0 + MIN)));
+      expect(results.filter((x) => x.r.status === 'rotated')).toHaveLength(1);
+      expect(results.filter((x) => x.r.status === 'grace')).toHaveLength(49);
+      expect(new Set(results.map((x) => x.next?.secret)).size).toBe(1);
+    });
+
+    it('reuse after the grace window revokes the session', async () => {
+      const h0 = await login(await newUser());
+      const a = await refresh(h0, T0 + MIN);
+      expect((await refresh(h0, T0 + MIN + policy.graceMs)).r.status).toBe('reused');
+      expect((await refresh(a.next!, T0 + MIN + policy.graceMs + 1)).r.status).toBe('invalid');
+      expect(await store.listSessions(h0.userId, T0 + 2 * MIN)).toEqual([]);
+    });
+
+    it('an older token than the immediately previous one is reuse even within the window', async () => {
+      const h0 = await login(await newUser());
+      const a = await refresh(h0, T0 + MIN);
+      const b = await refresh(a.next!, T0 + MIN + 1000);
+      expect((await refresh(h0, T0 + MIN + 2000)).r.status).toBe('reused');
+      expect((await refresh(b.next!, T0 + MIN + 3000)).r.status).toBe('invalid');
+    });
+
+    it('the just-spent token gets no grace once its successor has been rotated', async () => {
+      const h0 = await login(await newUser());
+      const a = await refresh(h0, T0 + MIN);
+      await refresh(a.next!, T0 + MIN + 1000);
+      // a.next is now the previous token, h0 is older: presenting h0 is reuse.
+      expect((await refresh(h0, T0 + MIN + 2000)).r.status).toBe('reused');
+    });
+
+    it('with a grace window of zero a second presentation is reuse', async () => {
+      const h0 = await login(await newUser());
+      expect((await refresh(h0, T0 + MIN, { graceMs: 0 })).r.status).toBe('rotated');
+      expect((await refresh(h0, T0 + MIN, { graceMs: 0 })).r.status).toBe('reused');
+    });
+
+    it('a token forged from a known session id is refused without revoking the session', async () => {
+      const h0 = await login(await newUser());
+      const forged = { ...h0, secret: newSecret() };
+      expect((await refresh(forged, T0 + MIN)).r.status).toBe('invalid');
+      expect((await refresh({ ...h0, tag: '0'.repeat(32) }, T0 + MIN)).r.status).toBe('invalid');
+      expect(await store.revokeSessionByToken({ ...forged, secretHash: hashSecret(forged.secret) })).toBe(false);
+      expect((await refresh(h0, T0 + MIN)).r.status).toBe('rotated');
+    });
+
+    it('channel binding: a token is refused on the other channel and stays usable on its own', async () => {
+      const h0 = await login(await newUser(), T0, 'cookie');
+      expect((await refresh({ ...h0, channel: 'body' }, T0 + MIN)).r.status).toBe('invalid');
+      expect((await refresh(h0, T0 + MIN)).r.status).toBe('rotated');
+    });
+
+    it('an idle refresh token expires, and rotation never extends the absolute lifetime', async () => {
+      const h0 = await login(await newUser());
+      expect((await refresh(h0, T0 + policy.refreshTtlMs)).r.status).toBe('invalid');
+
+      const userId = await newUser();
+      let held = await login(userId, T0, 'body', { absoluteTtlMs: 10 * DAY });
+      let now = T0;
+      for (let i = 0; i < 3; i++) {
+        now += 4 * DAY;
+        const x = await refresh(held, now);
+        if (x.r.status === 'rotated') {
+          expect(x.r.absoluteExpiresAt).toBe(T0 + 10 * DAY);
+          expect(x.r.expiresAt).toBeLessThanOrEqual(T0 + 10 * DAY);
+          held = x.next!;
+        } else {
+          expect(now).toBeGreaterThanOrEqual(T0 + 10 * DAY);
+          expect(x.r.status).toBe('invalid');
+        }
+      }
+      expect(now).toBeGreaterThanOrEqual(T0 + 10 * DAY);
+    });
+
+    it('a disabled user can neither refresh nor start a session, and their tokens stop being active', async () => {
+      const userId = await newUser();
+      const h0 = await login(userId);
+      const claims = { userId, sessionId: h0.sessionId, jti: 'j1' };
+      expect(await store.isAccessTokenActive(claims, T0 + 1)).toBe(true);
+      await store.setDisabled(userId, true, T0 + 2);
+      expect(await store.isAccessTokenActive(claims, T0 + 3)).toBe(false);
+      expect((await refresh(h0, T0 + 4)).r.status).toBe('invalid');
+      await expect(login(userId, T0 + 5)).rejects.toThrow('session not created');
+      expect((await store.getUser(userId))?.revokedAfter).toBe(T0 + 2);
+    });
+
+    it('revokeSessionByToken revokes the session of a genuine current or spent token', async () => {
+      const userId = await newUser();
+      const h0 = await login(userId);
+      const a = await refresh(h0, T0 + MIN);
+      expect(await store.revokeSessionByToken({ ...h0, secretHash: hashSecret(h0.secret) })).toBe(true);
+      expect((await refresh(a.next!, T0 + 2 * MIN)).r.status).toBe('invalid');
+      expect(await store.revokeSessionByToken({ ...h0, secretHash: hashSecret(h0.secret) })).toBe(false);
+    });
+
+    it('revokeAllSessions revokes every session, marks the user, and leaves later sessions alone', async () => {
+      const userId = await newUser();
+      const sessions = [await login(userId), await login(userId), await login(userId)];
+      expect(await store.revokeAllSessions(userId, T0 + 1000)).toBe(3);
+      for (const s of sessions) {
+        expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'x' }, T0 + 1001)).toBe(false);
+        expect((await refresh(s, T0 + 1001)).r.status).toBe('invalid');
+      }
+      expect((await store.getUser(userId))?.revokedAfter).toBe(T0 + 1000);
+      const later = await login(userId, T0 + 1000);
+      expect(await store.isAccessTokenActive({ userId, sessionId: later.sessionId, jti: 'x' }, T0 + 1001)).toBe(true);
+      // The mark never moves backwards.
+      await store.revokeAllSessions(userId, T0 + 500);
+      expect((await store.getUser(userId))?.revokedAfter).toBe(T0 + 1000);
+    });
+
+    it('revokeSession only reaches the named user’s sessions', async () => {
+      const alice = await newUser();
+      const bob = await newUser();
+      const a = await login(alice);
+      expect(await store.revokeSession(bob, a.sessionId)).toBe(false);
+      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x' }, T0 + 1)).toBe(true);
+      expect(await store.revokeSession(alice, a.sessionId)).toBe(true);
+      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x' }, T0 + 1)).toBe(false);
+    });
+
+    it('lists live sessions, most recently used first', async () => {
+      const userId = await newUser();
+      const s1 = await login(userId, T0);
+      const s2 = await login(userId, T0 + 1000);
+      await refresh(s1, T0 + 2000);
+      const list = await store.listSessions(userId, T0 + 3000);
+      expect(list.map((s) => s.id)).toEqual([s1.sessionId, s2.sessionId]);
+      expect(list[0]).toMatchObject({ userId, createdAt: T0, lastUsedAt: T0 + 2000, ip: '10.0.0.1', userAgent: 'ua' });
+      expect(list[1]).toMatchObject({ ip: '127.0.0.1', userAgent: 'test-agent', expiresAt: T0 + 1000 + policy.refreshTtlMs });
+      expect(await store.listSessions(userId, T0 + 2000 + policy.refreshTtlMs)).toEqual([]);
+    });
+
+    it('bounds live sessions per user by revoking the ones closest to expiry', async () => {
+      const userId = await newUser();
+      const held: Held[] = [];
+      for (let i = 0; i < policy.maxSessions + 2; i++) held.push(await login(userId, T0 + i));
+      const live = await store.listSessions(userId, T0 + 100);
+      expect(live).toHaveLength(policy.maxSessions);
+      expect(live.map((s) => s.id)).not.toContain(held[0]!.sessionId);
+      expect(live.map((s) => s.id)).not.toContain(held[1]!.sessionId);
+      expect((await refresh(held[0]!, T0 + 200)).r.status).toBe('invalid');
+    });
+
+    it('a deny-listed jti is inactive until its expiry, other tokens of the session are not', async () => {
+      const userId = await newUser();
+      const s = await login(userId);
+      await store.denyAccessToken(userId, 'jti-1', T0 + 900_000, T0);
+      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-1' }, T0 + 1)).toBe(false);
+      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-2' }, T0 + 1)).toBe(true);
+      expect(await store.isAccessTokenActive({ userId, sessionId: 'nope', jti: 'jti-2' }, T0 + 1)).toBe(false);
+    });
+  });
+}

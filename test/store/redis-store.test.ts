@@ -1,0 +1,78 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisStore } from '../../src/store/redis-store.js';
+import { parseRefreshToken } from '../../src/tokens/refresh-token.js';
+import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { loginNative, refreshNative, register } from '../helpers/client.js';
+import { testRedisUrl } from '../support/redis.js';
+import { storeContract } from './contract.js';
+
+storeContract('redis');
+
+/** Everything stored under the app's key prefix, as raw bytes, with each key's TTL. */
+async function dump(t: TestApp) {
+  const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+  const raw = new Redis(testRedisUrl());
+  try {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    const entries = [];
+    for (const key of keys) {
+      const type = await raw.type(key);
+      const value =
+        type === 'hash'
+          ? Buffer.concat(Object.entries(await raw.hgetallBuffer(key)).flatMap(([f, v]) => [Buffer.from(f), v]))
+          : type === 'zset'
+            ? Buffer.from((await raw.zrange(key, 0, -1, 'WITHSCORES')).join(' '))
+            : ((await raw.getBuffer(key)) ?? Buffer.alloc(0));
+      entries.push({ key: key.slice(prefix.length), value, pttl: await raw.pttl(key) });
+    }
+    return entries;
+  } finally {
+    raw.disconnect();
+  }
+}
+
+describe('redis store at rest', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await buildTestApp('redis');
+  });
+  afterAll(async () => t.close());
+
+  it('a dump of Redis yields no usable refresh or access token', async () => {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const spent = login.refresh;
+    const res = await refreshNative(t.app, spent);
+    const current = (res.json() as { refresh_token: string; access_token: string }).refresh_token;
+    const secrets = [spent, current].map((tok) => parseRefreshToken(tok)!.secret);
+    const haystack = Buffer.concat((await dump(t)).flatMap((e) => [Buffer.from(e.key), e.value]));
+    for (const secret of secrets) {
+      expect(haystack.includes(Buffer.from(secret))).toBe(false);
+      expect(haystack.includes(Buffer.from(secret, 'base64url'))).toBe(false);
+    }
+    expect(haystack.includes(Buffer.from(login.access))).toBe(false);
+    expect(haystack.includes(Buffer.from(user.password))).toBe(false);
+  });
+
+  it('every key has a TTL except the bounded user record and e-mail index', async () => {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    await refreshNative(t.app, login.refresh);
+    await t.app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${login.access}` } });
+    const entries = await dump(t);
+    const kinds = new Set(entries.map((e) => e.key.replace(/^\{[^}]+\}:/, '').replace(/:.*$/, '')));
+    expect(kinds).toEqual(new Set(['u', 'ss', 's', 'g', 'j', 'e']));
+    for (const e of entries) {
+      const permanent = /^\{[^}]+\}:u$/.test(e.key) || e.key.startsWith('e:');
+      if (permanent) expect(e.pttl, e.key).toBe(-1);
+      else expect(e.pttl, e.key).toBeGreaterThan(0);
+    }
+  });
+});
