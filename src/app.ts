@@ -1,4 +1,5 @@
 import fastifyCookie from '@fastify/cookie';
+import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Accounts } from './accounts.js';
@@ -102,6 +103,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
 
   await app.register(fastifyCookie);
+  // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
+  // throttling across instances would need a shared store and is not attempted here.
+  await app.register(fastifyRateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new ApiError('rate_limited', 'Too many attempts; retry later.', {
+        'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),
+      }),
+  });
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });

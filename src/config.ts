@@ -60,6 +60,7 @@ const schema = z
     LATCHKEY_ARGON2_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
     LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+    LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
     LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
     REDIS_URL: z
@@ -103,6 +104,8 @@ export interface Config {
   bodyLimit: number;
   keysDir: string;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
+  loginRateLimit: number;
   hashConcurrency: number;
   hashQueue: number;
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null;
@@ -163,6 +166,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       timeCost: e.LATCHKEY_ARGON2_ITERATIONS,
       parallelism: e.LATCHKEY_ARGON2_PARALLELISM,
     },
+    loginRateLimit: e.LATCHKEY_LOGIN_RATE_LIMIT,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     redis: e.REDIS_URL

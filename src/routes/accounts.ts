@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Accounts } from '../accounts.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import { parse } from './common.js';
+import { attemptLimit, parse } from './common.js';
 
 export const emailField = z
   .string()
@@ -17,7 +17,7 @@ const registerBody = z.strictObject({
 });
 
 export const accountRoutes: FastifyPluginAsync<{ accounts: Accounts; config: Config }> = async (app, { accounts, config }) => {
-  app.post('/register', async (request, reply) => {
+  app.post('/register', attemptLimit(config), async (request, reply) => {
     if (!config.registration) throw new ApiError('forbidden', 'Registration is disabled.');
     const body = parse(registerBody, request.body);
     const user = await accounts.register(body.email, body.password);

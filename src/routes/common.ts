@@ -88,3 +88,8 @@ export function presentedRefreshToken(
   }
   return fromBody ? { token: fromBody, channel: 'body' } : null;
 }
+
+/** Route options that limit attempts per client IP per minute (off when the limit is 0). */
+export function attemptLimit(config: Config) {
+  return config.loginRateLimit > 0 ? { config: { rateLimit: { max: config.loginRateLimit, timeWindow: 60_000 } } } : {};
+}

@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { TokenService } from '../tokens/token-service.js';
 import { emailField, passwordField } from './accounts.js';
-import { clearRefreshCookie, clientContext, parse, presentedRefreshToken, requireAllowedOrigin, sendTokens } from './common.js';
+import { attemptLimit, clearRefreshCookie, clientContext, parse, presentedRefreshToken, requireAllowedOrigin, sendTokens } from './common.js';
 
 const loginBody = z.strictObject({
   email: emailField,
@@ -15,7 +15,7 @@ const loginBody = z.strictObject({
 const refreshBody = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() });
 
 export const tokenRoutes: FastifyPluginAsync<{ tokens: TokenService; config: Config }> = async (app, { tokens, config }) => {
-  app.post('/login', async (request, reply) => {
+  app.post('/login', attemptLimit(config), async (request, reply) => {
     const body = parse(loginBody, request.body);
     const browser = body.client === 'browser';
     if (browser) requireAllowedOrigin(request, config);

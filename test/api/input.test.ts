@@ -99,3 +99,21 @@ describe('bad input never gets past the door, and never a 5xx', () => {
     }
   });
 });
+
+describe('attempt limits', () => {
+  it('login and registration attempts per IP are limited with 429 and Retry-After', async () => {
+    const t = await buildTestApp('memory', { LATCHKEY_LOGIN_RATE_LIMIT: '3' });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 4; i++) statuses.push((await post(t.app, '/login', { email: 'a@example.com', password: 'wrong-password' })).statusCode);
+      expect(statuses).toEqual([401, 401, 401, 429]);
+      const limited = await post(t.app, '/login', { email: 'a@example.com', password: 'wrong-password' });
+      expect(limited.json()).toEqual({ error: 'rate_limited', error_description: expect.any(String) });
+      expect(Number(limited.headers['retry-after'])).toBeGreaterThan(0);
+      // Refresh is not an attempt at a password and is not limited by this.
+      expect((await post(t.app, '/refresh', { refresh_token: 'lk_rt_x' })).statusCode).toBe(401);
+    } finally {
+      await t.close();
+    }
+  });
+});

@@ -39,6 +39,8 @@ export async function testConfig(env: Record<string, string> = {}): Promise<Conf
     LATCHKEY_AUDIENCE: 'https://api.example.com',
     LATCHKEY_ALLOWED_ORIGINS: ORIGIN,
     LATCHKEY_KEYS_DIR: await testKeysDir(),
+    // Every test client is 127.0.0.1; the limit has its own test.
+    LATCHKEY_LOGIN_RATE_LIMIT: '100000',
     ...env,
   });
 }

@@ -1,0 +1,58 @@
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { describe, expect, it } from 'vitest';
+import { loggerOptions } from '../src/logger.js';
+import { buildTestApp } from './helpers/app.js';
+import { bearer, loginNative, PASSWORD, post, refreshNative, register } from './helpers/client.js';
+
+function capture() {
+  const lines: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      lines.push(...chunk.toString().split('\n').filter(Boolean));
+      done();
+    },
+  });
+  return { lines, logger: pino(loggerOptions('debug'), stream) };
+}
+
+describe('logs', () => {
+  it('redact credentials wherever they appear', () => {
+    const { lines, logger } = capture();
+    logger.info({
+      req: { headers: { authorization: 'Bearer secret-access', cookie: '__Host-lk_rt=secret-cookie' } },
+      res: { headers: { 'set-cookie': '__Host-lk_rt=secret-set-cookie' } },
+      body: { password: 'secret-password', refresh_token: 'secret-refresh' },
+      password: 'secret-top-password',
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/secret-/);
+    expect(lines[0]).toContain('[redacted]');
+  });
+
+  it('record a reuse as a security event without any token, password or e-mail in any line', async () => {
+    const { lines, logger } = capture();
+    const t = await buildTestApp('memory', {}, { logger });
+    try {
+      const user = await register(t.app);
+      const login = await loginNative(t.app, user.email);
+      await refreshNative(t.app, login.refresh);
+      t.clock.advanceSeconds(60);
+      expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(401);
+      await post(t.app, '/logout', { refresh_token: login.refresh }, bearer(login.access));
+      await post(t.app, '/login', { email: user.email, password: 'wrong password' });
+
+      const events = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(events).toContainEqual(
+        expect.objectContaining({ event: 'refresh_token_reused', userId: user.id, sessionId: login.sessionId, level: 40 }),
+      );
+      const all = lines.join('\n');
+      expect(all).not.toContain('lk_rt_');
+      expect(all).not.toContain(login.access.split('.')[2]);
+      expect(all).not.toContain(PASSWORD);
+      expect(all).not.toContain(user.email);
+    } finally {
+      await t.close();
+    }
+  });
+});
