@@ -57,6 +57,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     }
     await keys.ensureKey(new Date(clock()));
   }
+  keys.start(config.keysRescan * 1000);
 
   const store = overrides.store ?? (await openStore(config, logger));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
@@ -89,6 +90,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     return503OnClosing: true,
   });
   app.decorate('latchkey', { store, keys, tokens, accounts });
+  app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.

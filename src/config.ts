@@ -57,6 +57,8 @@ const schema = z
     LATCHKEY_CLOCK_SKEW: seconds(5, 0).refine((v) => v <= 30, 'must be at most 30 seconds'),
     LATCHKEY_BODY_LIMIT: z.coerce.number().int().min(512).max(65_536).default(4096),
     LATCHKEY_KEYS_DIR: z.string().min(1).default('keys'),
+    LATCHKEY_KEY_ACTIVATION_DELAY: z.coerce.number().int().min(0).optional(),
+    LATCHKEY_KEYS_RESCAN: seconds(5, 1),
     LATCHKEY_ARGON2_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
     LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
@@ -76,6 +78,8 @@ const schema = z
     if (prod && !env.LATCHKEY_ISSUER) need('LATCHKEY_ISSUER', 'is required when NODE_ENV=production');
     if (prod && !env.REDIS_URL) need('REDIS_URL', 'is required when NODE_ENV=production (the embedded store is for development only)');
     if (prod && env.LATCHKEY_COOKIE_INSECURE_DEV) need('LATCHKEY_COOKIE_INSECURE_DEV', 'must not be set when NODE_ENV=production');
+    if (env.LATCHKEY_KEY_ACTIVATION_DELAY !== undefined && env.LATCHKEY_KEY_ACTIVATION_DELAY < env.LATCHKEY_JWKS_MAX_AGE)
+      need('LATCHKEY_KEY_ACTIVATION_DELAY', 'must be at least LATCHKEY_JWKS_MAX_AGE, or cached key sets could miss a new key');
     if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
       need('LATCHKEY_REFRESH_TOKEN_TTL', 'must not exceed LATCHKEY_SESSION_MAX_TTL');
   });
@@ -103,6 +107,12 @@ export interface Config {
   clockSkew: number;
   bodyLimit: number;
   keysDir: string;
+  /** Seconds between re-reads of the key folder (a watch reacts sooner). */
+  keysRescan: number;
+  /** Rotation: seconds from a new key's publication to its first signature. */
+  keyActivationDelay: number;
+  /** Rotation: seconds a retired key stays published (its tokens' lifetime plus skew and margin). */
+  keyRetention: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
   loginRateLimit: number;
@@ -161,6 +171,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     clockSkew: e.LATCHKEY_CLOCK_SKEW,
     bodyLimit: e.LATCHKEY_BODY_LIMIT,
     keysDir: e.LATCHKEY_KEYS_DIR,
+    keysRescan: e.LATCHKEY_KEYS_RESCAN,
+    // Resource servers cache the JWKS for max-age, and jose's remote key set for up to 10 minutes.
+    keyActivationDelay: e.LATCHKEY_KEY_ACTIVATION_DELAY ?? Math.max(e.LATCHKEY_JWKS_MAX_AGE, 600) + 60,
+    keyRetention: e.LATCHKEY_ACCESS_TOKEN_TTL + e.LATCHKEY_CLOCK_SKEW + 60,
     argon2: {
       memoryCost: e.LATCHKEY_ARGON2_MEMORY_KIB,
       timeCost: e.LATCHKEY_ARGON2_ITERATIONS,

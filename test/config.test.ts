@@ -61,3 +61,12 @@ describe('configuration', () => {
     expect(problems({ LATCHKEY_REFRESH_GRACE: '-1' })).toHaveLength(1);
   });
 });
+
+describe('key rotation settings', () => {
+  it('default the activation delay to cover jose’s 10-minute cache, and refuse one shorter than the JWKS max-age', () => {
+    expect(loadConfig({}).keyActivationDelay).toBe(660);
+    expect(loadConfig({ LATCHKEY_JWKS_MAX_AGE: '3600' }).keyActivationDelay).toBe(3660);
+    expect(loadConfig({}).keyRetention).toBe(900 + 5 + 60);
+    expect(problems({ LATCHKEY_JWKS_MAX_AGE: '300', LATCHKEY_KEY_ACTIVATION_DELAY: '200' })[0]).toMatch(/LATCHKEY_KEY_ACTIVATION_DELAY/);
+  });
+});

@@ -13,13 +13,15 @@ import { z } from 'zod';
  * - stops signing at `retiresAt`, but stays published until `expiresAt` (every token it signed is dead).
  */
 export const keyFileSchema = z.strictObject({
-  kid: z.string().min(16).max(128),
+  kid: z.string().regex(/^[0-9a-f]{32}$/, 'must be 32 hex digits (the key thumbprint)'),
   alg: z.literal('RS256'),
   createdAt: z.iso.datetime(),
   publishAt: z.iso.datetime(),
   activatesAt: z.iso.datetime(),
   retiresAt: z.iso.datetime().nullable(),
   expiresAt: z.iso.datetime().nullable(),
+  /** Set by `keys revoke`: the key left the JWKS at this moment, ahead of schedule. */
+  revokedAt: z.iso.datetime().nullable().optional(),
   privateKey: z.string().startsWith('-----BEGIN PRIVATE KEY-----'),
 });
 
@@ -35,6 +37,9 @@ export interface LoadedKey {
   activatesAt: number;
   retiresAt: number | null;
   expiresAt: number | null;
+  revokedAt: number | null;
+  /** The file as read, for tools that rewrite its schedule. */
+  data: KeyFile;
 }
 
 /** The only members a public JWK may carry (allow-list, never a copy of the private JWK minus some). */
@@ -49,6 +54,15 @@ export interface PublicJwk {
 
 const generate = promisify(generateKeyPair);
 
+/**
+ * The kid: the RFC 7638 thumbprint of the public key, hex-encoded and cut to 128 bits. Derived, so it can
+ * be checked against the key; hex, so it never starts with '-' and is safe as a file name and CLI argument.
+ */
+async function kidFor(jwk: JWK): Promise<string> {
+  const thumbprint = await calculateJwkThumbprint({ kty: 'RSA', n: jwk.n, e: jwk.e }, 'sha256');
+  return Buffer.from(thumbprint, 'base64url').toString('hex').slice(0, 32);
+}
+
 export async function generateKeyFile(
   now: Date,
   opts: { bits?: number; publishAt?: Date; activatesAt?: Date } = {},
@@ -56,7 +70,7 @@ export async function generateKeyFile(
   const { privateKey } = await generate('rsa', { modulusLength: opts.bits ?? 2048, publicExponent: 0x10001 });
   const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
   const jwk = createPublicKey(privateKey).export({ format: 'jwk' }) as JWK;
-  const kid = await calculateJwkThumbprint({ kty: 'RSA', n: jwk.n, e: jwk.e }, 'sha256');
+  const kid = await kidFor(jwk);
   return {
     kid,
     alg: 'RS256',
@@ -69,11 +83,14 @@ export async function generateKeyFile(
   };
 }
 
-/** Writes atomically (temp file, then rename) with mode 0600 from the first byte. */
-export async function writeKeyFile(dir: string, key: KeyFile): Promise<string> {
+/**
+ * Writes atomically (temp file, then rename) with mode 0600 from the first byte, so a reader never sees
+ * half a key. `name` defaults to `<kid>.json`; pass the existing file name when rewriting a schedule.
+ */
+export async function writeKeyFile(dir: string, key: KeyFile, name = `${key.kid}.json`): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const path = join(dir, `${key.kid}.json`);
-  const tmp = join(dir, `.${key.kid}.json.tmp`);
+  const path = join(dir, name);
+  const tmp = join(dir, `.${name}.${process.pid}.tmp`);
   const fh = await open(tmp, 'w', 0o600);
   try {
     await fh.writeFile(`${JSON.stringify(key, null, 2)}\n`);
@@ -105,7 +122,7 @@ export async function readKeyFile(path: string): Promise<LoadedKey> {
   }
   const publicKey = createPublicKey(privateKey);
   const jwk = publicKey.export({ format: 'jwk' }) as JWK;
-  const kid = await calculateJwkThumbprint({ kty: 'RSA', n: jwk.n, e: jwk.e }, 'sha256');
+  const kid = await kidFor(jwk);
   if (kid !== parsed.kid) throw new Error(`${path}: kid does not match the key's thumbprint`);
   const time = (s: string | null) => (s === null ? null : Date.parse(s));
   return {
@@ -118,5 +135,7 @@ export async function readKeyFile(path: string): Promise<LoadedKey> {
     activatesAt: Date.parse(parsed.activatesAt),
     retiresAt: time(parsed.retiresAt),
     expiresAt: time(parsed.expiresAt),
+    revokedAt: time(parsed.revokedAt ?? null),
+    data: parsed,
   };
 }

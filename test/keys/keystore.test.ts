@@ -54,13 +54,13 @@ describe('signing keys at start-up', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it('a malformed or foreign file is reported and ignored; the good key still signs', async () => {
+  it('a malformed or mismatched file is reported and ignored; the good key still signs', async () => {
     const dir = await tmp();
     const good = await generateKeyFile(new Date());
     await writeKeyFile(dir, good);
     await writeFile(join(dir, 'broken.json'), '{"kid": "x"', { mode: 0o600 });
     const other = await generateKeyFile(new Date());
-    await writeFile(join(dir, 'mismatch.json'), JSON.stringify({ ...other, kid: good.kid.replace(/.$/, 'A') }), { mode: 0o600 });
+    await writeFile(join(dir, 'mismatch.json'), JSON.stringify({ ...other, kid: good.kid.replace(/.$/, good.kid.endsWith('a') ? 'b' : 'a') }), { mode: 0o600 });
     const { lines, logger } = capture();
     const keys = new KeyStore(dir, logger);
     await keys.load();
