@@ -1,6 +1,9 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Resolve latchkey/verifier and latchkey/fastify to their TypeScript sources, as the examples import them.
+  resolve: { conditions: ['latchkey-source'] },
+  ssr: { resolve: { conditions: ['latchkey-source'] } },
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/support/global-redis.ts'],

@@ -12,6 +12,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { metaRoutes } from './routes/meta.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
+import { verifyRoutes } from './routes/verify.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
@@ -74,6 +75,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     clock,
     log: logger,
     onEvent: overrides.onEvent,
+    factTtlMs: (config.accessTokenTtl + config.clockSkew) * 1000,
+    publish:
+      store instanceof RedisStore
+        ? (facts, now) => store.publish(facts, now, (config.accessTokenTtl + config.clockSkew + 60) * 1000)
+        : undefined,
     policy: {
       refreshTtlSeconds: config.refreshTokenTtl,
       sessionMaxTtlSeconds: config.sessionMaxTtl,
@@ -119,6 +125,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       await scope.register(accountRoutes, { accounts, config });
       await scope.register(tokenRoutes, { tokens, config });
       await scope.register(sessionRoutes, { tokens });
+      await scope.register(verifyRoutes, { tokens, config });
       await scope.register(metaRoutes, { config, keys, store, clock });
     },
     { prefix: config.basePath },

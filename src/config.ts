@@ -62,6 +62,7 @@ const schema = z
     LATCHKEY_ARGON2_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
     LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+    LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
     LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
     LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
@@ -114,6 +115,8 @@ export interface Config {
   /** Rotation: seconds a retired key stays published (its tokens' lifetime plus skew and margin). */
   keyRetention: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** GET /verify while the store is unreachable: 0 refuses (503); N accepts signed tokens for N seconds. */
+  verifyFailOpen: number;
   /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
   loginRateLimit: number;
   hashConcurrency: number;
@@ -181,6 +184,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       parallelism: e.LATCHKEY_ARGON2_PARALLELISM,
     },
     loginRateLimit: e.LATCHKEY_LOGIN_RATE_LIMIT,
+    verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     redis: e.REDIS_URL

@@ -68,11 +68,11 @@ export class MemoryStore implements Store {
     if (u) u.roles = [...roles];
   }
 
-  async setDisabled(userId: string, disabled: boolean, now: number): Promise<void> {
+  async setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]> {
     const u = this.users.get(userId);
-    if (!u) return;
+    if (!u) return [];
     u.disabled = disabled;
-    if (disabled) this.revokeAllNow(u, now);
+    return disabled ? this.revokeAllNow(u, now) : [];
   }
 
   async createSession(s: NewSession): Promise<CreateSessionResult> {
@@ -159,9 +159,9 @@ export class MemoryStore implements Store {
     return this.sessions.get(userId)?.delete(sessionId) ?? false;
   }
 
-  async revokeAllSessions(userId: string, now: number): Promise<number> {
+  async revokeAllSessions(userId: string, now: number): Promise<string[]> {
     const u = this.users.get(userId);
-    return u ? this.revokeAllNow(u, now) : 0;
+    return u ? this.revokeAllNow(u, now) : [];
   }
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
@@ -201,11 +201,11 @@ export class MemoryStore implements Store {
     clearInterval(this.sweeper);
   }
 
-  private revokeAllNow(u: UserRecord, now: number): number {
+  private revokeAllNow(u: UserRecord, now: number): string[] {
     u.revokedAfter = Math.max(u.revokedAfter, now);
-    const n = this.liveSessions(u.id, now).size;
+    const ids = [...this.liveSessions(u.id, now).keys()];
     this.sessions.delete(u.id);
-    return n;
+    return ids;
   }
 
   private state(s: MemSession, roles: string[]) {

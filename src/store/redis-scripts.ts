@@ -133,21 +133,21 @@ return n
 /**
  * KEYS[1] user hash, KEYS[2] session index
  * ARGV[1] now, ARGV[2] '1' to also disable the user
- * Marks revoked-after (never moving it back), deletes every session. Returns how many were live.
+ * Marks revoked-after (never moving it back), deletes every session. Returns the ids of the live ones.
  */
 export const revokeAllLua = `${prelude}
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
 local now = tonumber(ARGV[1])
 if now > tonumber(redis.call('HGET', KEYS[1], 'ra') or '0') then redis.call('HSET', KEYS[1], 'ra', int(now)) end
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'dis', '1') end
 local base = string.sub(KEYS[2], 1, -3)
-local n = 0
+local revoked = {}
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  n = n + redis.call('DEL', base .. 's:' .. sid)
+  if redis.call('DEL', base .. 's:' .. sid) == 1 then table.insert(revoked, sid) end
   redis.call('DEL', base .. 'g:' .. sid)
 end
 redis.call('DEL', KEYS[2])
-return n
+return revoked
 `;
 
 /**
@@ -163,17 +163,4 @@ for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf'
   if f[1] then table.insert(out, {sid, f[1], f[2], f[3], f[4], f[5] or '', f[6] or ''}) end
 end
 return out
-`;
-
-/**
- * KEYS[1] user hash, KEYS[2] session hash, KEYS[3] deny-list key of the token's jti
- * ARGV[1] now
- * Returns 1 if an access token with these claims is still good.
- */
-export const isActiveLua = `
-if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local abs = redis.call('HGET', KEYS[2], 'abs')
-if not abs or tonumber(abs) <= tonumber(ARGV[1]) then return 0 end
-if redis.call('HGET', KEYS[1], 'dis') ~= '0' then return 0 end
-return 1
 `;

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
+import { encodeFact, isActiveLua, keyNames, type RevocationFact } from '../verifier/protocol.js';
 import {
   createSessionLua,
-  isActiveLua,
   listSessionsLua,
   revokeAllLua,
   revokeByTokenLua,
@@ -39,11 +39,7 @@ const scripts = {
 type ScriptName = keyof typeof scripts;
 
 const k = {
-  user: (uid: string) => `{${uid}}:u`,
-  index: (uid: string) => `{${uid}}:ss`,
-  session: (uid: string, sid: string) => `{${uid}}:s:${sid}`,
-  grace: (uid: string, sid: string) => `{${uid}}:g:${sid}`,
-  deny: (uid: string, jti: string) => `{${uid}}:j:${jti}`,
+  ...keyNames,
   // The e-mail index is keyed by a hash so addresses do not show up in key names (MONITOR, SLOWLOG).
   email: (email: string) => `e:${createHash('sha256').update(email).digest('base64url')}`,
 };
@@ -162,9 +158,10 @@ export class RedisStore implements Store {
     await this.run('setRoles', () => this.client.hset(k.user(userId), 'roles', JSON.stringify(roles)));
   }
 
-  async setDisabled(userId: string, disabled: boolean, now: number): Promise<void> {
-    if (disabled) await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '1');
-    else await this.run('setDisabled', () => this.client.hset(k.user(userId), 'dis', '0'));
+  async setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]> {
+    if (disabled) return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '1')) as string[];
+    await this.run('setDisabled', () => this.client.hset(k.user(userId), 'dis', '0'));
+    return [];
   }
 
   async createSession(s: NewSession): Promise<CreateSessionResult> {
@@ -243,8 +240,8 @@ export class RedisStore implements Store {
     return n === 1;
   }
 
-  async revokeAllSessions(userId: string, now: number): Promise<number> {
-    return Number(await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '0'));
+  async revokeAllSessions(userId: string, now: number): Promise<string[]> {
+    return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '0')) as string[];
   }
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
@@ -272,6 +269,22 @@ export class RedisStore implements Store {
   async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
     const r = await this.script('lkIsActive', k.user(c.userId), k.session(c.userId, c.sessionId), k.deny(c.userId, c.jti), now);
     return r === 1;
+  }
+
+  /**
+   * Appends revocation facts to the stream verifiers follow, trimming what no live token can need any
+   * more. Called after the revocation itself: a fact is published only once it is true.
+   */
+  async publish(facts: RevocationFact[], now: number, retentionMs: number): Promise<void> {
+    if (facts.length === 0) return;
+    const minId = String(Math.max(0, now - retentionMs));
+    const pipeline = this.client.multi();
+    for (const fact of facts) pipeline.xadd(k.revocations, 'MINID', '~', minId, '*', ...encodeFact(fact));
+    // Trimmed by age as it grows, and gone altogether after a quiet spell: nothing in it outlives its use.
+    pipeline.pexpire(k.revocations, retentionMs);
+    const results = await this.run('publish', () => pipeline.exec());
+    const failed = results?.find(([err]) => err);
+    if (!results || failed) throw new StoreUnavailableError(`redis publish failed: ${failed?.[0]?.message ?? 'aborted'}`);
   }
 
   async ping(): Promise<void> {

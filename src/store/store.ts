@@ -112,8 +112,8 @@ export interface Store {
   getUser(userId: string): Promise<UserRecord | null>;
   setPasswordHash(userId: string, passwordHash: string): Promise<void>;
   setRoles(userId: string, roles: string[]): Promise<void>;
-  /** Disabling also revokes every session, as `revokeAllSessions` does. */
-  setDisabled(userId: string, disabled: boolean, now: number): Promise<void>;
+  /** Disabling also revokes every session, as `revokeAllSessions` does, and returns their ids. */
+  setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]>;
 
   /** Starts a session for an existing, enabled user. */
   createSession(session: NewSession): Promise<CreateSessionResult>;
@@ -123,8 +123,8 @@ export interface Store {
   revokeSessionByToken(token: PresentedToken): Promise<boolean>;
   /** Revokes one of the user's sessions. True if it existed. */
   revokeSession(userId: string, sessionId: string): Promise<boolean>;
-  /** Revokes every session of the user and marks `revokedAfter = now`. Returns how many were live. */
-  revokeAllSessions(userId: string, now: number): Promise<number>;
+  /** Revokes every session of the user and marks `revokedAfter = now`. Returns the ids of the live ones. */
+  revokeAllSessions(userId: string, now: number): Promise<string[]>;
   /** The user's live sessions, most recently used first. */
   listSessions(userId: string, now: number): Promise<SessionRecord[]>;
 

@@ -3,6 +3,7 @@ import { normalizeEmail } from '../accounts.js';
 import { ApiError, invalidGrant, invalidToken } from '../errors.js';
 import type { PasswordHasher } from '../passwords.js';
 import type { Channel, SessionRecord, Store } from '../store/store.js';
+import type { RevocationFact } from '../verifier/protocol.js';
 import type { AccessClaims, AccessTokens } from './access-token.js';
 import {
   formatRefreshToken,
@@ -32,7 +33,7 @@ export interface IssuedTokens {
 export type AuthEvent =
   | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: 'logout' | 'user_request' }
-  | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessions: number }
+  | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[] }
   | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
 
 export interface TokenPolicy {
@@ -50,6 +51,13 @@ export interface TokenServiceDeps {
   clock: () => number;
   log: Logger;
   onEvent?: (event: AuthEvent) => void;
+  /**
+   * Tells verifiers about revocations (the Redis revocation stream). Facts are published after the
+   * revocation is done, so a fact is never announced that did not happen.
+   */
+  publish?: (facts: RevocationFact[], now: number) => Promise<void>;
+  /** How long a revocation fact matters: the access-token lifetime plus clock skew, in ms. */
+  factTtlMs: number;
 }
 
 const invalidCredentials = () => new ApiError('invalid_credentials', 'The e-mail or password is incorrect.');
@@ -157,6 +165,7 @@ export class TokenService {
         'security: a spent refresh token was presented again; session revoked',
       );
       this.emit({ type: 'refresh_token_reused', userId: presented.userId, sessionId: presented.sessionId, ip: ctx.ip });
+      await this.announce(now, [{ type: 'sid', uid: presented.userId, sid: presented.sessionId, exp: now + this.deps.factTtlMs }]);
       throw invalidGrant();
     }
     if (result.status === 'invalid') throw invalidGrant();
@@ -184,45 +193,82 @@ export class TokenService {
    */
   async logout(refreshToken: string | undefined, bearer: string | undefined): Promise<void> {
     const now = this.now();
+    const facts: RevocationFact[] = [];
     if (bearer) {
       const claims = await this.deps.access.verify(bearer, now).catch(() => null);
       if (claims) {
         await this.store.denyAccessToken(claims.sub, claims.jti, claims.exp * 1000, now);
         this.emit({ type: 'access_token_denied', userId: claims.sub, jti: claims.jti, exp: claims.exp });
+        facts.push({ type: 'jti', uid: claims.sub, jti: claims.jti, exp: now + this.deps.factTtlMs });
       }
     }
     const presented = refreshToken ? parseRefreshToken(refreshToken) : null;
-    if (!presented) return;
-    const revoked = await this.store.revokeSessionByToken({
-      userId: presented.userId,
-      sessionId: presented.sessionId,
-      secretHash: hashSecret(presented.secret),
-      tag: presented.tag,
-    });
-    if (revoked) {
+    const revoked =
+      presented !== null &&
+      (await this.store.revokeSessionByToken({
+        userId: presented.userId,
+        sessionId: presented.sessionId,
+        secretHash: hashSecret(presented.secret),
+        tag: presented.tag,
+      }));
+    if (presented && revoked) {
       this.log.info({ userId: presented.userId, sessionId: presented.sessionId }, 'logout');
       this.emit({ type: 'session_revoked', userId: presented.userId, sessionId: presented.sessionId, reason: 'logout' });
+      facts.push({ type: 'sid', uid: presented.userId, sid: presented.sessionId, exp: now + this.deps.factTtlMs });
     }
+    await this.announce(now, facts);
   }
 
   /** Revokes every session of the user; every access token issued so far carries one of their ids. */
   async logoutAll(claims: AccessClaims): Promise<void> {
     const now = this.now();
-    const sessions = await this.store.revokeAllSessions(claims.sub, now);
-    this.log.info({ userId: claims.sub, sessions }, 'logout-all');
-    this.emit({ type: 'user_sessions_revoked', userId: claims.sub, revokedAfter: now, sessions });
+    const sessionIds = await this.store.revokeAllSessions(claims.sub, now);
+    this.log.info({ userId: claims.sub, sessions: sessionIds.length }, 'logout-all');
+    this.emit({ type: 'user_sessions_revoked', userId: claims.sub, revokedAfter: now, sessionIds });
+    const exp = now + this.deps.factTtlMs;
+    await this.announce(now, sessionIds.map((sid) => ({ type: 'sid' as const, uid: claims.sub, sid, exp })));
+  }
+
+  /** Disables an account: no new logins, every session and access token revoked. */
+  async disableUser(userId: string): Promise<void> {
+    const now = this.now();
+    const sessionIds = await this.store.setDisabled(userId, true, now);
+    this.log.info({ userId, sessions: sessionIds.length }, 'user disabled');
+    this.emit({ type: 'user_sessions_revoked', userId, revokedAfter: now, sessionIds });
+    const exp = now + this.deps.factTtlMs;
+    await this.announce(now, sessionIds.map((sid) => ({ type: 'sid' as const, uid: userId, sid, exp })));
   }
 
   /** Bearer authentication for latchkey's own endpoints: signature and claims, then revocation state. */
   async authenticate(authorization: string | undefined): Promise<AccessClaims> {
+    return (await this.check(authorization, 0)).claims;
+  }
+
+  /**
+   * Forward auth for gateways. Like `authenticate`, but while the store is unreachable it may accept a
+   * token whose signature holds, for at most `failOpenMs` after the store last answered (0: never).
+   */
+  async check(authorization: string | undefined, failOpenMs: number): Promise<{ claims: AccessClaims; revocationChecked: boolean }> {
     const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(authorization ?? '');
     if (!match?.[1]) throw invalidToken('A Bearer access token is required.');
     const now = this.now();
     const claims = await this.deps.access.verify(match[1], now);
-    const active = await this.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
+    let active: boolean;
+    try {
+      active = await this.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
+      this.storeAnsweredAt = now;
+    } catch (err) {
+      if (failOpenMs > 0 && now - this.storeAnsweredAt <= failOpenMs) {
+        this.log.warn({ userId: claims.sub, reason: (err as Error).message }, 'store unreachable: FAILING OPEN on a signed token');
+        return { claims, revocationChecked: false };
+      }
+      throw err;
+    }
     if (!active) throw invalidToken();
-    return claims;
+    return { claims, revocationChecked: true };
   }
+
+  private storeAnsweredAt = 0;
 
   async listSessions(claims: AccessClaims): Promise<Array<SessionRecord & { current: boolean }>> {
     const sessions = await this.store.listSessions(claims.sub, this.now());
@@ -236,6 +282,22 @@ export class TokenService {
     }
     this.log.info({ userId: claims.sub, sessionId }, 'session revoked by its user');
     this.emit({ type: 'session_revoked', userId: claims.sub, sessionId, reason: 'user_request' });
+    const now = this.now();
+    await this.announce(now, [{ type: 'sid', uid: claims.sub, sid: sessionId, exp: now + this.deps.factTtlMs }]);
+  }
+
+  /**
+   * Publishes revocation facts. The revocation itself is already done and stands; if publishing fails,
+   * verifiers that already cached a token of this session keep accepting it until it expires. That is
+   * logged as an error, not answered as a failure the client could only retry into a no-op.
+   */
+  private async announce(now: number, facts: RevocationFact[]): Promise<void> {
+    if (!this.deps.publish || facts.length === 0) return;
+    try {
+      await this.deps.publish(facts, now);
+    } catch (err) {
+      this.log.error({ reason: (err as Error).message, facts: facts.length }, 'could not publish revocations to verifiers');
+    }
   }
 
   private emit(event: AuthEvent): void {

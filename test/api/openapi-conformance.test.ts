@@ -54,6 +54,10 @@ describe('responses match openapi.yaml', () => {
     check('post', '/logout-all', await post(t.app, '/logout-all', undefined, bearer(other.access)));
     check('post', '/logout-all', await post(t.app, '/logout-all', undefined, bearer(other.access)));
 
+    const fresh = await loginNative(t.app, email);
+    check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify', headers: bearer(fresh.access) }));
+    check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify' }));
+
     const jwks = await t.app.inject('/.well-known/jwks.json');
     check('get', '/.well-known/jwks.json', jwks);
     check('get', '/.well-known/jwks.json', await t.app.inject({ url: '/.well-known/jwks.json', headers: { 'if-none-match': String(jwks.headers.etag) } }));

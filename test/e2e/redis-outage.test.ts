@@ -51,6 +51,7 @@ describe('when Redis goes away', () => {
     expect503(await post(t.app, '/logout', { refresh_token: login.refresh }, bearer(login.access)));
     expect503(await post(t.app, '/logout-all', undefined, bearer(login.access)));
     expect503(await t.app.inject({ method: 'GET', url: '/sessions', headers: bearer(login.access) }));
+    expect503(await t.app.inject({ method: 'GET', url: '/verify', headers: bearer(login.access) }));
     expect503(await t.app.inject('/readyz'));
     expect((await t.app.inject('/.well-known/jwks.json')).statusCode).toBe(200);
     expect((await t.app.inject('/healthz')).statusCode).toBe(200);
@@ -79,5 +80,27 @@ describe('when Redis goes away', () => {
     // Either the timed-out rotation never ran (200 with a rotation now) or it ran after the reply was
     // lost; then the token is the just-spent one and the grace window hands over the same successor.
     expect(res.statusCode).toBe(200);
+  });
+
+  it('forward auth may fail open for a configured window only', async () => {
+    const other = await createTestStore('redis', 'outage-open', redis.url);
+    const open = await buildTestApp('redis', { LATCHKEY_VERIFY_FAIL_OPEN: '2' }, { store: other.store, clock: Date.now });
+    try {
+      const user = await register(open.app);
+      const login = await loginNative(open.app, user.email);
+      expect((await open.app.inject({ url: '/verify', headers: bearer(login.access) })).headers['x-revocation-checked']).toBe('true');
+      await redis.kill();
+      const during = await open.app.inject({ url: '/verify', headers: bearer(login.access) });
+      expect(during.statusCode).toBe(200);
+      expect(during.headers['x-revocation-checked']).toBe('false');
+      // A bad signature is refused whatever the store does.
+      expect((await open.app.inject({ url: '/verify', headers: bearer(login.access.slice(0, -4) + 'AAAA') })).statusCode).toBe(401);
+      await new Promise((r) => setTimeout(r, 2100));
+      expect503(await open.app.inject({ url: '/verify', headers: bearer(login.access) }));
+    } finally {
+      await redis.restart();
+      await open.close();
+      await other.dispose();
+    }
   });
 });

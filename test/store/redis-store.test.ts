@@ -29,7 +29,9 @@ async function dump(t: TestApp) {
           ? Buffer.concat(Object.entries(await raw.hgetallBuffer(key)).flatMap(([f, v]) => [Buffer.from(f), v]))
           : type === 'zset'
             ? Buffer.from((await raw.zrange(key, 0, -1, 'WITHSCORES')).join(' '))
-            : ((await raw.getBuffer(key)) ?? Buffer.alloc(0));
+            : type === 'stream'
+              ? Buffer.from(JSON.stringify(await raw.xrange(key, '-', '+')))
+              : ((await raw.getBuffer(key)) ?? Buffer.alloc(0));
       entries.push({ key: key.slice(prefix.length), value, pttl: await raw.pttl(key) });
     }
     return entries;
@@ -68,7 +70,7 @@ describe('redis store at rest', () => {
     await t.app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${login.access}` } });
     const entries = await dump(t);
     const kinds = new Set(entries.map((e) => e.key.replace(/^\{[^}]+\}:/, '').replace(/:.*$/, '')));
-    expect(kinds).toEqual(new Set(['u', 'ss', 's', 'g', 'j', 'e']));
+    expect(kinds).toEqual(new Set(['u', 'ss', 's', 'g', 'j', 'e', 'revocations']));
     for (const e of entries) {
       const permanent = /^\{[^}]+\}:u$/.test(e.key) || e.key.startsWith('e:');
       if (permanent) expect(e.pttl, e.key).toBe(-1);

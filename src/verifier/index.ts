@@ -1,0 +1,351 @@
+import { randomBytes } from 'node:crypto';
+import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeFact, isActiveLua, keyNames } from './protocol.js';
+
+/**
+ * latchkey's verifier for resource servers: signature and claims checked offline against the JWKS, and —
+ * given a Redis connection — revocation honoured within about a second, without a Redis call per request.
+ *
+ * How revocation is known:
+ * - The first time the verifier sees a token it asks Redis once whether the token is still good (not
+ *   deny-listed, session live, user enabled). The answer is cached until the token expires.
+ * - Revocations after that arrive as facts on latchkey's revocation stream, followed with a blocking read:
+ *   a revoked session or jti is refused by every verifier as soon as the fact lands.
+ * - After a reconnect the verifier resumes the stream where it stopped; if the stream no longer reaches
+ *   back that far, or the store's epoch marker vanished or changed (Redis lost its data), every cached
+ *   answer is dropped and tokens are asked about again — sessions that were lost read as revoked.
+ * - While it cannot know (Redis down and the last successful read older than `maxStalenessMs`), it follows
+ *   `revocation.policy`: `failClosed` (default) refuses with `unavailable`; `failOpen` accepts tokens whose
+ *   signature holds for at most `maxSeconds` after the last successful read, and logs loudly.
+ */
+
+/** Claims of a latchkey access token. */
+export interface AccessTokenClaims extends JWTPayload {
+  iss: string;
+  sub: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  jti: string;
+  sid: string;
+  roles?: string[];
+}
+
+export type VerifyErrorCode = 'expired' | 'revoked' | 'invalid' | 'unavailable';
+
+/** Why a token was refused. `unavailable` means revocation state could not be known (see the policy). */
+export class VerifyError extends Error {
+  constructor(
+    readonly code: VerifyErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'VerifyError';
+  }
+}
+
+export type Decision = 'accepted' | VerifyErrorCode;
+
+/** The subset of an ioredis client the verifier uses. Pass a client without a `keyPrefix`. */
+export interface RedisClientLike {
+  call(command: string, ...args: Array<string | number>): Promise<unknown>;
+  duplicate(override?: { enableOfflineQueue?: boolean }): RedisClientLike;
+  disconnect(): void;
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  options?: { keyPrefix?: string };
+}
+
+export interface VerifierLogger {
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+export interface VerifierOptions {
+  issuer: string;
+  audience: string | string[];
+  /** Where latchkey publishes its keys, e.g. https://auth.example.com/.well-known/jwks.json */
+  jwksUrl?: string | URL;
+  /** Instead of `jwksUrl`: a key resolver of your own (jose's `JWTVerifyGetKey`). */
+  getKey?: JWTVerifyGetKey;
+  /** An ioredis client for revocation. Without it only signatures and claims are checked. */
+  redis?: RedisClientLike;
+  /** latchkey's REDIS_KEY_PREFIX. Default `lk:`. */
+  keyPrefix?: string;
+  /** Leeway for `exp`, seconds. Default 5, at most 30. */
+  clockToleranceSeconds?: number;
+  /** Behaviour while revocation state cannot be known. Default `{ policy: 'failClosed' }`. */
+  revocation?: { policy: 'failClosed' } | { policy: 'failOpen'; maxSeconds: number };
+  /** How old the last successful read of the revocation stream may be before state counts as unknown. Default 3000. */
+  maxStalenessMs?: number;
+  /** Longest wait for the first-sight Redis lookup before the policy applies. Default 1000. */
+  lookupTimeoutMs?: number;
+  /** How many tokens to remember. Default 10 000. */
+  cacheSize?: number;
+  /** Called for every decision (metrics). */
+  onDecision?: (decision: Decision) => void;
+  logger?: VerifierLogger;
+  /** Clock, epoch ms. For tests. */
+  now?: () => number;
+}
+
+export interface VerifierStats {
+  accepted: number;
+  expired: number;
+  revoked: number;
+  invalid: number;
+  unavailable: number;
+  /** Redis round trips made on the verification path (first sight of a token). */
+  redisLookups: number;
+}
+
+export interface Verifier {
+  /** Returns the claims, or throws a `VerifyError`. */
+  verify(token: string): Promise<AccessTokenClaims>;
+  /** Resolves once the revocation stream is being followed (immediately without Redis). */
+  ready(): Promise<void>;
+  stats(): Readonly<VerifierStats>;
+  close(): Promise<void>;
+}
+
+interface Known {
+  claims: AccessTokenClaims;
+  /** Set when the store said no at first sight. */
+  revoked: boolean;
+}
+
+const BLOCK_MS = 1000;
+const silent: VerifierLogger = { warn: () => undefined, error: () => undefined };
+
+export function createVerifier(options: VerifierOptions): Verifier {
+  const now = options.now ?? Date.now;
+  const tolerance = Math.min(options.clockToleranceSeconds ?? 5, 30);
+  const prefix = options.keyPrefix ?? 'lk:';
+  const maxStaleness = options.maxStalenessMs ?? 3000;
+  const cacheSize = options.cacheSize ?? 10_000;
+  const policy = options.revocation ?? { policy: 'failClosed' as const };
+  const log = options.logger ?? silent;
+  const redis = options.redis;
+  if (redis?.options?.keyPrefix) throw new Error('pass a Redis client without keyPrefix; set the verifier keyPrefix option instead');
+  // jose's remote key set refetches on an unknown kid, single-flight, at most once per cooldown (30 s).
+  const getKey = options.getKey ?? (options.jwksUrl ? createRemoteJWKSet(new URL(options.jwksUrl)) : undefined);
+  if (!getKey) throw new Error('createVerifier needs jwksUrl or getKey');
+
+  const stats: VerifierStats = { accepted: 0, expired: 0, revoked: 0, invalid: 0, unavailable: 0, redisLookups: 0 };
+  const known = new Map<string, Known>();
+  const revokedSids = new Map<string, number>();
+  const deniedJtis = new Map<string, number>();
+  let lastSync = 0;
+  let lastOpenWarning = 0;
+  let closed = false;
+
+  const decide = (d: Decision) => {
+    stats[d === 'accepted' ? 'accepted' : d]++;
+    options.onDecision?.(d);
+  };
+  const fail = (code: VerifyErrorCode, message: string): never => {
+    decide(code);
+    throw new VerifyError(code, message);
+  };
+
+  function remember(token: string, entry: Known): void {
+    if (known.size >= cacheSize) {
+      // Evict the oldest; a forgotten token is simply checked again at its next sight.
+      const oldest = known.keys().next().value;
+      if (oldest !== undefined) known.delete(oldest);
+    }
+    known.set(token, entry);
+  }
+
+  function fresh(): boolean {
+    return now() - lastSync <= maxStaleness;
+  }
+
+  /** The policy when revocation state is unknown: refuse, or accept for a bounded time and say so. */
+  function whenUnknown(claims: AccessTokenClaims): AccessTokenClaims {
+    if (policy.policy === 'failOpen' && now() - lastSync <= policy.maxSeconds * 1000) {
+      if (now() - lastOpenWarning > 1000) {
+        lastOpenWarning = now();
+        log.warn({ lastSync: new Date(lastSync).toISOString() }, 'revocation state unknown: FAILING OPEN, accepting tokens on signature alone');
+      }
+      decide('accepted');
+      return claims;
+    }
+    return fail('unavailable', 'revocation state is unknown');
+  }
+
+  async function firstSight(claims: AccessTokenClaims): Promise<boolean> {
+    stats.redisLookups++;
+    const k = (name: string) => prefix + name;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('revocation lookup timed out')), options.lookupTimeoutMs ?? 1000);
+    });
+    const lookup = redis!.call(
+      'EVAL',
+      isActiveLua,
+      3,
+      k(keyNames.user(claims.sub)),
+      k(keyNames.session(claims.sub, claims.sid)),
+      k(keyNames.deny(claims.sub, claims.jti)),
+      now(),
+    );
+    try {
+      return (await Promise.race([lookup, timeout])) === 1;
+    } finally {
+      clearTimeout(timer);
+      lookup.catch(() => undefined);
+    }
+  }
+
+  async function verify(token: string): Promise<AccessTokenClaims> {
+    const t = now();
+    let entry = known.get(token);
+    if (!entry) {
+      try {
+        const { payload } = await jwtVerify(token, getKey!, {
+          issuer: options.issuer,
+          audience: options.audience,
+          algorithms: ['RS256'],
+          typ: 'at+jwt',
+          clockTolerance: tolerance,
+          currentDate: new Date(t),
+          requiredClaims: ['sub', 'iat', 'exp', 'jti', 'sid'],
+        });
+        if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string') return fail('invalid', 'malformed claims');
+        entry = { claims: payload as AccessTokenClaims, revoked: false };
+      } catch (err) {
+        if (err instanceof VerifyError) throw err;
+        return fail(err instanceof errors.JWTExpired ? 'expired' : 'invalid', (err as Error).message);
+      }
+    } else if (entry.claims.exp + tolerance <= t / 1000) {
+      known.delete(token);
+      return fail('expired', 'token expired');
+    }
+    const claims = entry.claims;
+    if (!redis) {
+      remember(token, entry);
+      decide('accepted');
+      return claims;
+    }
+    if (entry.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti)) return fail('revoked', 'token revoked');
+    if (!fresh()) return whenUnknown(claims);
+    if (!known.has(token)) {
+      let active: boolean;
+      try {
+        active = await firstSight(claims);
+      } catch (err) {
+        log.error({ reason: (err as Error).message }, 'revocation lookup failed');
+        return whenUnknown(claims);
+      }
+      remember(token, { claims, revoked: !active });
+      if (!active) return fail('revoked', 'token revoked');
+    }
+    decide('accepted');
+    return claims;
+  }
+
+  // ---- following the revocation stream -------------------------------------------------------------
+
+  let reader: RedisClientLike | null = null;
+  let lastId = '$';
+  let epoch: string | null = null;
+  let markReady: () => void = () => undefined;
+  const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
+
+  const idAfter = (a: string, b: string) => {
+    const [am, as] = a.split('-').map(Number) as [number, number];
+    const [bm, bs] = b.split('-').map(Number) as [number, number];
+    return am > bm || (am === bm && as > bs);
+  };
+
+  function forgetAnswers(why: string): void {
+    if (known.size > 0) log.warn({ why, dropped: known.size }, 'revocation cache reset');
+    known.clear();
+  }
+
+  function prune(t: number): void {
+    for (const [sid, exp] of revokedSids) if (exp <= t) revokedSids.delete(sid);
+    for (const [jti, exp] of deniedJtis) if (exp <= t) deniedJtis.delete(jti);
+  }
+
+  /** Compares the store's epoch marker with the one seen before; creates it if missing. */
+  async function checkEpoch(client: RedisClientLike): Promise<void> {
+    await client.call('SET', prefix + keyNames.epoch, randomBytes(12).toString('base64url'), 'NX');
+    const current = (await client.call('GET', prefix + keyNames.epoch)) as string | null;
+    if (epoch !== null && current !== epoch) forgetAnswers('the store lost its data (epoch changed)');
+    epoch = current;
+  }
+
+  /** After a break: resume if the stream still reaches back to where we stopped, else start over. */
+  async function resync(client: RedisClientLike): Promise<void> {
+    await checkEpoch(client);
+    if (lastId === '$') {
+      const last = (await client.call('XREVRANGE', prefix + keyNames.revocations, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+      lastId = last[0]?.[0] ?? '0-0';
+      return;
+    }
+    const first = (await client.call('XRANGE', prefix + keyNames.revocations, '-', '+', 'COUNT', 1)) as Array<[string, string[]]>;
+    const firstId = first[0]?.[0];
+    if (!firstId || idAfter(firstId, lastId)) {
+      if (lastId !== '0-0') forgetAnswers('revocation events may have been missed');
+      lastId = '0-0';
+    }
+  }
+
+  async function follow(): Promise<void> {
+    let needResync = true;
+    let backoff = 100;
+    while (!closed) {
+      try {
+        if (!reader) {
+          // The stream reader blocks its connection, so it gets its own; it may queue while connecting.
+          reader = redis!.duplicate({ enableOfflineQueue: true });
+          reader.on('error', () => undefined);
+        }
+        if (needResync) {
+          await resync(reader);
+          needResync = false;
+          lastSync = now();
+          markReady();
+        }
+        const reply = (await reader.call('XREAD', 'COUNT', 1000, 'BLOCK', BLOCK_MS, 'STREAMS', prefix + keyNames.revocations, lastId)) as
+          | Array<[string, Array<[string, string[]]>]>
+          | null;
+        for (const [, entries] of reply ?? []) {
+          for (const [id, fields] of entries) {
+            lastId = id;
+            const fact = decodeFact(fields);
+            if (fact?.type === 'sid') revokedSids.set(fact.sid, fact.exp);
+            if (fact?.type === 'jti') deniedJtis.set(fact.jti, fact.exp);
+          }
+        }
+        await checkEpoch(reader);
+        lastSync = now();
+        prune(lastSync);
+        backoff = 100;
+      } catch (err) {
+        if (closed) break;
+        log.error({ reason: (err as Error).message }, 'revocation stream unreachable; retrying');
+        needResync = true;
+        reader?.disconnect();
+        reader = null;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+  }
+
+  const following = redis ? follow() : Promise.resolve();
+  if (!redis) markReady();
+
+  return {
+    verify,
+    ready: () => readyPromise,
+    stats: () => ({ ...stats }),
+    async close() {
+      closed = true;
+      reader?.disconnect();
+      await following;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+/**
+ * What latchkey and its verifiers agree on in Redis. The verifier imports nothing else from latchkey,
+ * and the Redis store takes its key layout from here, so the two cannot drift apart.
+ *
+ * Key names are relative to latchkey's key prefix (default `lk:`).
+ */
+
+export const keyNames = {
+  user: (uid: string) => `{${uid}}:u`,
+  index: (uid: string) => `{${uid}}:ss`,
+  session: (uid: string, sid: string) => `{${uid}}:s:${sid}`,
+  grace: (uid: string, sid: string) => `{${uid}}:g:${sid}`,
+  deny: (uid: string, jti: string) => `{${uid}}:j:${jti}`,
+  /** Revocation events, a stream trimmed to the access-token lifetime (nothing older can matter). */
+  revocations: 'revocations',
+  /** A random marker: if it vanishes or changes, the store lost its data. */
+  epoch: 'epoch',
+};
+
+/**
+ * A revocation fact, one stream entry. `exp` (epoch ms) is when it stops mattering: every access token
+ * it could apply to has expired by then.
+ */
+export type RevocationFact =
+  | { type: 'jti'; uid: string; jti: string; exp: number }
+  | { type: 'sid'; uid: string; sid: string; exp: number };
+
+export function encodeFact(f: RevocationFact): string[] {
+  return f.type === 'jti'
+    ? ['type', 'jti', 'uid', f.uid, 'jti', f.jti, 'exp', String(f.exp)]
+    : ['type', 'sid', 'uid', f.uid, 'sid', f.sid, 'exp', String(f.exp)];
+}
+
+export function decodeFact(fields: string[]): RevocationFact | null {
+  const m = new Map<string, string>();
+  for (let i = 0; i + 1 < fields.length; i += 2) m.set(fields[i]!, fields[i + 1]!);
+  const uid = m.get('uid');
+  const exp = Number(m.get('exp'));
+  if (!uid || !Number.isFinite(exp)) return null;
+  if (m.get('type') === 'jti' && m.get('jti')) return { type: 'jti', uid, jti: m.get('jti')!, exp };
+  if (m.get('type') === 'sid' && m.get('sid')) return { type: 'sid', uid, sid: m.get('sid')!, exp };
+  return null;
+}
+
+/**
+ * Is an access token with these claims still good in the store: not deny-listed, its session live, its
+ * user enabled. Read-only, one round trip.
+ * KEYS[1] user hash, KEYS[2] session hash, KEYS[3] deny-list key of the token's jti; ARGV[1] now (ms)
+ */
+export const isActiveLua = `
+if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
+local abs = redis.call('HGET', KEYS[2], 'abs')
+if not abs or tonumber(abs) <= tonumber(ARGV[1]) then return 0 end
+if redis.call('HGET', KEYS[1], 'dis') ~= '0' then return 0 end
+return 1
+`;
