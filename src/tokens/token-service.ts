@@ -71,6 +71,8 @@ export class TokenService {
   private readonly policy: TokenPolicy;
   private readonly now: () => number;
   private readonly log: Logger;
+  /** When the store last answered a revocation check (for the bounded fail-open of forward auth). */
+  private storeAnsweredAt = 0;
 
   constructor(private readonly deps: TokenServiceDeps) {
     this.store = deps.store;
@@ -267,8 +269,6 @@ export class TokenService {
     if (!active) throw invalidToken();
     return { claims, revocationChecked: true };
   }
-
-  private storeAnsweredAt = 0;
 
   async listSessions(claims: AccessClaims): Promise<Array<SessionRecord & { current: boolean }>> {
     const sessions = await this.store.listSessions(claims.sub, this.now());

@@ -1,10 +1,13 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RedisStore } from '../../src/store/redis-store.js';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { RedisStore } from '../../src/store/redis-store.js';
 import { parseRefreshToken } from '../../src/tokens/refresh-token.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { loginNative, refreshNative, register } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
+import { startRedisServer } from '../support/redis-server.js';
 import { storeContract } from './contract.js';
 
 storeContract('redis');
@@ -75,6 +78,30 @@ describe('redis store at rest', () => {
       const permanent = /^\{[^}]+\}:u$/.test(e.key) || e.key.startsWith('e:');
       if (permanent) expect(e.pttl, e.key).toBe(-1);
       else expect(e.pttl, e.key).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('redis eviction policy', () => {
+  it('warns at start-up unless maxmemory-policy is noeviction', async () => {
+    const lru = await startRedisServer({ extraArgs: ['--maxmemory-policy', 'allkeys-lru'] });
+    try {
+      const lines: string[] = [];
+      const logger = pino(
+        { level: 'warn' },
+        new Writable({
+          write(chunk: Buffer, _e, done) {
+            lines.push(chunk.toString());
+            done();
+          },
+        }),
+      );
+      const store = new RedisStore({ url: lru.url, keyPrefix: 'lkt:evict:', commandTimeoutMs: 1000, logger });
+      expect(await store.connect()).toBe(true);
+      await store.close();
+      expect(lines.join('')).toMatch(/"policy":"allkeys-lru".*not noeviction/);
+    } finally {
+      await lru.stop();
     }
   });
 });
