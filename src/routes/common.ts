@@ -17,8 +17,19 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
 
 export const clientContext = (request: FastifyRequest): ClientContext => ({
   ip: request.ip || null,
-  userAgent: request.headers['user-agent']?.slice(0, 256) || null,
+  userAgent: truncateBytes(request.headers['user-agent'] ?? '', 128) || null,
 });
+
+/** At most `max` UTF-8 bytes, cut between characters. */
+function truncateBytes(s: string, max: number): string {
+  if (Buffer.byteLength(s) <= max) return s;
+  let out = '';
+  for (const ch of s) {
+    if (Buffer.byteLength(out + ch) > max) break;
+    out += ch;
+  }
+  return out;
+}
 
 /**
  * Cookie-authenticated and cookie-setting requests must come from an allowed origin (CSRF defence in depth

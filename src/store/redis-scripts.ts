@@ -14,11 +14,17 @@
  *
  * `now` always arrives as ARGV, so tests control time. Integers are formatted with %.0f: Lua numbers
  * are doubles and tostring() would print large ones in exponent form.
+ *
+ * Memory: a hash stays in Redis's compact listpack encoding only while every value is at most
+ * hash-max-listpack-value (64) bytes; one longer value turns it into a hashtable several times the size.
+ * So the user agent (at most 128 bytes) is kept in two fields, `ua` and `ua2`, and joined on reading.
  */
 
 const prelude = `
 local function int(x) return string.format('%.0f', x) end
 local function tag(mk, h) return string.sub(redis.sha1hex(mk .. h), 1, 32) end
+local function ua1(ua) return string.sub(ua, 1, 64) end
+local function ua2(ua) return string.sub(ua, 65, 128) end
 `;
 
 /**
@@ -44,7 +50,7 @@ if excess > 0 then
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
 end
 redis.call('HSET', KEYS[3], 'mk', ARGV[3], 'cur', ARGV[2], 'ch', ARGV[4], 'ct', int(now), 'lu', int(now),
-  'exp', int(exp), 'abs', int(abs), 'ip', ARGV[8], 'ua', ARGV[9])
+  'exp', int(exp), 'abs', int(abs), 'ip', ARGV[8], 'ua', ua1(ARGV[9]), 'ua2', ua2(ARGV[9]))
 redis.call('PEXPIRE', KEYS[3], int(exp - now))
 redis.call('ZADD', KEYS[2], int(exp), ARGV[1])
 if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], int(exp - now)) end
@@ -80,7 +86,7 @@ if now >= exp then revoke() return {'invalid'} end
 if h == s[2] then
   local newExp = math.min(now + tonumber(ARGV[8]), abs)
   redis.call('HSET', KEYS[3], 'cur', ARGV[5], 'prev', h, 'spent', int(now), 'lu', int(now), 'exp', int(newExp),
-    'ip', ARGV[10], 'ua', ARGV[11])
+    'ip', ARGV[10], 'ua', ua1(ARGV[11]), 'ua2', ua2(ARGV[11]))
   redis.call('PEXPIRE', KEYS[3], int(newExp - now))
   redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
@@ -97,7 +103,7 @@ end
 if s[3] and h == s[3] and now - tonumber(s[4]) < tonumber(ARGV[9]) then
   local sealed = redis.call('GET', KEYS[4])
   if sealed then
-    redis.call('HSET', KEYS[3], 'lu', int(now), 'ip', ARGV[10], 'ua', ARGV[11])
+    redis.call('HSET', KEYS[3], 'lu', int(now), 'ip', ARGV[10], 'ua', ua1(ARGV[11]), 'ua2', ua2(ARGV[11]))
     return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], sealed}
   end
 end
@@ -159,8 +165,8 @@ export const listSessionsLua = `
 local base = string.sub(KEYS[1], 1, -3)
 local out = {}
 for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
-  local f = redis.call('HMGET', base .. 's:' .. sid, 'ct', 'lu', 'exp', 'abs', 'ip', 'ua')
-  if f[1] then table.insert(out, {sid, f[1], f[2], f[3], f[4], f[5] or '', f[6] or ''}) end
+  local f = redis.call('HMGET', base .. 's:' .. sid, 'ct', 'lu', 'exp', 'abs', 'ip', 'ua', 'ua2')
+  if f[1] then table.insert(out, {sid, f[1], f[2], f[3], f[4], f[5] or '', (f[6] or '') .. (f[7] or '')}) end
 end
 return out
 `;

@@ -257,6 +257,15 @@ export function storeContract(kind: StoreKind): void {
       expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x' }, T0 + 1)).toBe(false);
     });
 
+    it('keeps a user agent of up to 128 bytes intact, multi-byte characters included', async () => {
+      const userId = await newUser();
+      const ua = `Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36 ünïcødé`;
+      expect(Buffer.byteLength(ua)).toBeGreaterThan(100);
+      const h = await login(userId);
+      await refresh(h, T0 + 1000, { userAgent: ua });
+      expect((await store.listSessions(userId, T0 + 2000))[0]?.userAgent).toBe(ua);
+    });
+
     it('lists live sessions, most recently used first', async () => {
       const userId = await newUser();
       const s1 = await login(userId, T0);

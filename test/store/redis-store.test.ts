@@ -5,7 +5,7 @@ import pino from 'pino';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { parseRefreshToken } from '../../src/tokens/refresh-token.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
-import { loginNative, refreshNative, register } from '../helpers/client.js';
+import { loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
 import { startRedisServer } from '../support/redis-server.js';
 import { storeContract } from './contract.js';
@@ -64,6 +64,25 @@ describe('redis store at rest', () => {
     }
     expect(haystack.includes(Buffer.from(login.access))).toBe(false);
     expect(haystack.includes(Buffer.from(user.password))).toBe(false);
+  });
+
+  it('keeps session hashes in the compact listpack encoding, even with a long user agent', async () => {
+    const user = await register(t.app);
+    const ua = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1 extra extra extra';
+    const login = await loginNative(t.app, user.email, undefined, { 'user-agent': ua });
+    await post(t.app, '/refresh', { refresh_token: login.refresh }, { 'user-agent': ua });
+    const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+    const raw = new Redis(testRedisUrl());
+    try {
+      const key = `${prefix}{${user.id}}:s:${login.sessionId}`;
+      expect(await raw.object('ENCODING', key)).toBe('listpack');
+      // As a hashtable the same session took over 1 KB.
+      expect(Number(await raw.call('MEMORY', 'USAGE', key))).toBeLessThan(600);
+    } finally {
+      raw.disconnect();
+    }
+    const listed = await t.app.inject({ url: '/sessions', headers: { authorization: `Bearer ${login.access}` } });
+    expect(listed.json()[0].user_agent).toBe(ua.slice(0, 128));
   });
 
   it('every key has a TTL except the bounded user record and e-mail index', async () => {

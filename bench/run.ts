@@ -1,0 +1,319 @@
+/**
+ * npm run bench [-- --quick]
+ *
+ * Starts a private redis-server and latchkey on 127.0.0.1, drives load from separate processes for a
+ * bounded time, and compares every figure with a baseline measured in the same run. Prints a table,
+ * writes bench/results/<time>.json and, for full runs, BENCHMARKS.md's table and the refresh chart.
+ * `--quick` is a smoke run (short, one repetition, results to a temporary file) used by the test suite.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import argon2 from 'argon2';
+import pino from 'pino';
+import { generateFirstKey } from '../src/keys/rotation.js';
+import { RedisStore } from '../src/store/redis-store.js';
+import { hashSecret, newMacKey, newSecret, newSessionId, newUserId, sealSuccessor } from '../src/tokens/refresh-token.js';
+import { startRedisServer } from '../test/support/redis-server.js';
+import type { LoadResult, LoadSpec } from './load.js';
+import { refreshChart } from './chart.js';
+import { startOidcProvider } from './oidc-peer.js';
+
+const quick = process.argv.includes('--quick');
+const DURATION = quick ? 1000 : 5000;
+const RUNS = quick ? 1 : 3;
+const SWEEP = quick ? [8] : [1, 8, 32, 64];
+const C = quick ? 8 : 32;
+const PASSWORD = 'correct horse battery staple';
+const children: ChildProcess[] = [];
+
+function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('exit', (code) => (code === 0 ? resolve(out.trim().split('\n').pop() ?? '') : reject(new Error(`${script} failed:\n${err}`))));
+  });
+}
+
+const load = async (spec: LoadSpec) => JSON.parse(await run('bench/load.ts', [JSON.stringify(spec)])) as LoadResult;
+const micro = async (...args: string[]) => JSON.parse(await run('bench/micro.ts', args)) as Record<string, number>;
+
+function start(script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<RegExpMatchArray> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const m = out.match(ready);
+      if (m) resolve(m);
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${script} exited with ${code}:\n${out.slice(-2000)}`)));
+  });
+}
+
+async function startLatchkey(port: number, redisUrl: string, keysDir: string): Promise<string> {
+  const origin = `http://127.0.0.1:${port}`;
+  const exited = start(
+    'src/server.ts',
+    [],
+    {
+      ...process.env,
+      PORT: String(port),
+      REDIS_URL: redisUrl,
+      LATCHKEY_KEYS_DIR: keysDir,
+      LOG_LEVEL: 'warn',
+      LATCHKEY_LOGIN_RATE_LIMIT: '0',
+      LATCHKEY_MAX_SESSIONS_PER_USER: '1000',
+      LATCHKEY_HASH_QUEUE: '1000',
+      LATCHKEY_ISSUER: 'http://localhost:3000',
+    },
+    /$^/,
+  );
+  const ready = (async () => {
+    for (let i = 0; i < 200; i++) {
+      if ((await fetch(`${origin}/readyz`).then((r) => r.status, () => 0)) === 200) return origin;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`latchkey on ${origin} did not become ready`);
+  })();
+  return Promise.race([ready, exited.then(() => origin)]);
+}
+
+async function post(origin: string, path: string, body: unknown): Promise<Record<string, string>> {
+  const res = await fetch(`${origin}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  return (await res.json()) as Record<string, string>;
+}
+
+/** `n` sessions of one user, each a refresh token a load client will rotate. */
+async function sessions(origin: string, email: string, n: number): Promise<string[]> {
+  const tokens: string[] = [];
+  for (let i = 0; i < n; i += 8) {
+    const batch = await Promise.all(Array.from({ length: Math.min(8, n - i) }, () => post(origin, '/login', { email, password: PASSWORD })));
+    tokens.push(...batch.map((b) => b.refresh_token!));
+  }
+  return tokens;
+}
+
+interface Figure {
+  median: number;
+  min: number;
+  max: number;
+}
+const figure = (xs: number[]): Figure => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { median: s[Math.floor(s.length / 2)]!, min: s[0]!, max: s[s.length - 1]! };
+};
+
+async function repeat<T>(times: number, f: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < times; i++) out.push(await f());
+  return out;
+}
+
+async function memoryPerSession(redisUrl: string, prefix: string): Promise<{ sessionBytes: number; withUserBytes: number; sessions: number }> {
+  const raw = new Redis(redisUrl);
+  try {
+    let cursor = '0';
+    let sessionBytes = 0;
+    let userBytes = 0;
+    let sessions = 0;
+    do {
+      const [next, keys] = await raw.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const bytes = Number(await raw.call('MEMORY', 'USAGE', key, 'SAMPLES', '0'));
+        const rest = key.slice(prefix.length);
+        if (/^\{[^}]+\}:(s:|ss$)/.test(rest)) sessionBytes += bytes;
+        else if (/^\{[^}]+\}:u$|^e:/.test(rest)) userBytes += bytes;
+        if (/^\{[^}]+\}:s:/.test(rest)) sessions++;
+      }
+    } while (cursor !== '0');
+    return { sessionBytes: sessionBytes / sessions, withUserBytes: (sessionBytes + userBytes) / sessions, sessions };
+  } finally {
+    raw.disconnect();
+  }
+}
+
+async function main(): Promise<void> {
+  const redis = await startRedisServer();
+  const keysDir = await mkdtemp(join(tmpdir(), 'lk-bench-keys-'));
+  await generateFirstKey(keysDir, [], Date.now() - 1000, 2048);
+  const origin = await startLatchkey(38100 + Math.floor(Math.random() * 1000), redis.url, keysDir);
+  const email = `bench-${Date.now()}@example.com`;
+  await post(origin, '/register', { email, password: PASSWORD });
+  const report: Record<string, unknown> = {};
+  const log = (s: string) => process.stderr.write(`${s}\n`);
+
+  // 1. Refresh throughput against the RS256 signing ceiling, across concurrency.
+  const sweep: Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure }> = [];
+  for (const c of SWEEP) {
+    const results = await repeat(RUNS, async () =>
+      load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: c, durationMs: DURATION, tokens: await sessions(origin, email, c) }),
+    );
+    const ceiling = await repeat(RUNS, async () => (await micro('sign', String(DURATION), String(c))).opsPerSec!);
+    sweep.push({ concurrency: c, rps: figure(results.map((r) => r.rps)), p99: figure(results.map((r) => r.p99)), ceiling: figure(ceiling) });
+    log(`refresh c=${c}: ${figure(results.map((r) => r.rps)).median.toFixed(0)} req/s (errors ${results.reduce((n, r) => n + r.errors, 0)})`);
+  }
+  report.refresh = sweep;
+
+  // 1b. The peer: oidc-provider with refresh-token rotation and RS256 JWT access tokens, on the same Redis.
+  try {
+    const peer = await startOidcProvider(redis.url, start);
+    const peerRuns = await repeat(RUNS, async () =>
+      load({ kind: 'refresh-oidc', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens: await peer.refreshTokens(C), client: peer.client }),
+    );
+    const ours = await repeat(RUNS, async () =>
+      load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
+    );
+    report.peer = { oidcProvider: figure(peerRuns.map((r) => r.rps)), latchkey: figure(ours.map((r) => r.rps)), errors: peerRuns.reduce((n, r) => n + r.errors, 0) };
+    log(`oidc-provider refresh c=${C}: ${figure(peerRuns.map((r) => r.rps)).median.toFixed(0)} req/s`);
+  } catch (err) {
+    report.peer = { error: (err as Error).message.split('\n')[0] };
+    log(`oidc-provider peer failed: ${(err as Error).message}`);
+  }
+
+  // 2. Login against raw argon2id, and responsiveness while logins saturate the CPU.
+  const loginBody = JSON.stringify({ email, password: PASSWORD });
+  const login = await repeat(RUNS, () => load({ kind: 'login', origins: [origin], path: '/login', concurrency: 16, durationMs: DURATION, body: loginBody }));
+  const argon = await repeat(RUNS, async () => (await micro('argon2', String(DURATION), '4')).opsPerSec!);
+  const idleJwks = await load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: 4, durationMs: DURATION });
+  const [busyJwks, busyRefresh] = await Promise.all([
+    load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: 4, durationMs: DURATION }),
+    (async () => load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: 4, durationMs: DURATION, tokens: await sessions(origin, email, 4) }))(),
+    load({ kind: 'login', origins: [origin], path: '/login', concurrency: 16, durationMs: DURATION, body: loginBody }),
+  ]);
+  report.login = { rps: figure(login.map((r) => r.rps)), argon2: figure(argon), jwksP99Idle: idleJwks.p99, jwksP99UnderLogin: busyJwks.p99, refreshP99UnderLogin: busyRefresh.p99 };
+
+  // 3. JWKS against a bare Fastify route serving the same bytes.
+  const jwksBody = await (await fetch(`${origin}/.well-known/jwks.json`)).text();
+  const bare = (await start('bench/bare-jwks.ts', [jwksBody], process.env, /listening on (http:\/\/\S+)/))[1]!;
+  const ours = await repeat(RUNS, () => load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION }));
+  const theirs = await repeat(RUNS, () => load({ kind: 'get', origins: [bare], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION }));
+  report.jwks = { latchkey: figure(ours.map((r) => r.rps)), bare: figure(theirs.map((r) => r.rps)) };
+
+  // 4. Resource-server verification.
+  const verify = await repeat(RUNS, () => micro('verify', String(DURATION)));
+  report.verify = Object.fromEntries(Object.keys(verify[0]!).map((k) => [k, figure(verify.map((v) => v[k]!))]));
+
+  // 5. Scaling: a second latchkey process on the same Redis and keys.
+  const second = await startLatchkey(39200 + Math.floor(Math.random() * 500), redis.url, keysDir);
+  const one = await repeat(RUNS, async () =>
+    load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
+  );
+  const two = await repeat(RUNS, async () =>
+    load({ kind: 'refresh-latchkey', origins: [origin, second], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
+  );
+  report.scaling = { oneProcess: figure(one.map((r) => r.rps)), twoProcesses: figure(two.map((r) => r.rps)) };
+
+  // 6. Memory per session, in steady state (grace-window copies expired), N sessions of N users.
+  const n = quick ? 100 : 2000;
+  const memPrefix = 'lkbench:';
+  const store = new RedisStore({ url: redis.url, keyPrefix: memPrefix, commandTimeoutMs: 5000, logger: pino({ level: 'silent' }) });
+  await store.connect();
+  const passwordHash = await argon2.hash('x', { type: argon2.argon2id, memoryCost: 19456, timeCost: 2, parallelism: 1 });
+  const t0 = Date.now();
+  for (let i = 0; i < n; i++) {
+    const userId = newUserId();
+    const sessionId = newSessionId();
+    await store.createUser({ id: userId, email: `${userId}@example.com`, passwordHash, roles: [], disabled: false, createdAt: t0, revokedAfter: 0 });
+    // A session as the service makes it, refreshed once so it also holds a spent-token hash.
+    const first = newSecret();
+    const created = await store.createSession({
+      userId,
+      sessionId,
+      secretHash: hashSecret(first),
+      macKey: newMacKey(),
+      channel: 'body',
+      userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148',
+      ip: '203.0.113.42',
+      now: t0,
+      refreshTtlMs: 7 * 86_400_000,
+      absoluteTtlMs: 30 * 86_400_000,
+      maxSessions: 50,
+    });
+    const next = newSecret();
+    await store.rotate({
+      userId,
+      sessionId,
+      secretHash: hashSecret(first),
+      tag: created.status === 'created' ? created.tag : '',
+      channel: 'body',
+      successorHash: hashSecret(next),
+      sealedSuccessor: sealSuccessor(first, next),
+      now: t0 + 1000,
+      refreshTtlMs: 7 * 86_400_000,
+      graceMs: 10_000,
+      userAgent: 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148',
+      ip: '203.0.113.42',
+    });
+  }
+  report.memory = await memoryPerSession(redis.url, memPrefix);
+  await store.close();
+
+  report.machine = { cpus: cpus().length, model: cpus()[0]?.model, memoryGiB: Math.round(totalmem() / 2 ** 30), node: process.version };
+  report.settings = { quick, durationMs: DURATION, runs: RUNS, concurrency: C };
+  report.date = new Date().toISOString();
+
+  const table = renderTable(report);
+  process.stdout.write(`${table}\n`);
+  const file = quick ? join(await mkdtemp(join(tmpdir(), 'lk-bench-')), 'quick.json') : join('bench', 'results', `${report.date}.json`.replace(/:/g, '-'));
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stdout.write(`results: ${file}\n`);
+  if (!quick) {
+    await writeFile(join('bench', 'refresh-throughput.svg'), refreshChart(sweep));
+    const doc = await readFile('BENCHMARKS.md', 'utf8').catch(() => '');
+    const marker = /<!-- results -->[\s\S]*<!-- \/results -->/;
+    const block = `<!-- results -->\n${table}\n\nMachine: ${JSON.stringify(report.machine)}; ${report.date}.\n<!-- /results -->`;
+    await writeFile('BENCHMARKS.md', marker.test(doc) ? doc.replace(marker, block) : `${doc}\n${block}\n`);
+  }
+}
+
+function renderTable(r: Record<string, unknown>): string {
+  const rows: string[][] = [['figure', 'latchkey', 'baseline (same run)', 'ratio', 'target']];
+  const n = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
+  const f = (x: Figure) => `${n(x.median)} (${n(x.min)}–${n(x.max)})`;
+  const sweep = r.refresh as Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure }>;
+  for (const s of sweep) {
+    rows.push([`refresh req/s, c=${s.concurrency}`, f(s.rps), `RS256 signs/s ${f(s.ceiling)}`, n(s.rps.median / s.ceiling.median), '(published)']);
+    rows.push([`refresh p99 ms, c=${s.concurrency}`, f(s.p99), '', '', s.concurrency === 32 ? '≤ 10 ms' : '']);
+  }
+  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; error?: string };
+  if (peer.oidcProvider && peer.latchkey) rows.push([`refresh req/s vs oidc-provider, c=${C}`, f(peer.latchkey), `oidc-provider ${f(peer.oidcProvider)}`, n(peer.latchkey.median / peer.oidcProvider.median), '≥ 2']);
+  else rows.push(['refresh vs oidc-provider', 'n/a', `peer failed: ${peer.error}`, '', '≥ 2']);
+  const login = r.login as { rps: Figure; argon2: Figure; jwksP99Idle: number; jwksP99UnderLogin: number; refreshP99UnderLogin: number };
+  rows.push(['login req/s', f(login.rps), `argon2id verify/s ${f(login.argon2)}`, n(login.rps.median / login.argon2.median), '≥ 0.9']);
+  rows.push(['JWKS p99 ms under login load', n(login.jwksP99UnderLogin), `idle ${n(login.jwksP99Idle)}`, n(login.jwksP99UnderLogin / login.jwksP99Idle), '(responsive)']);
+  rows.push(['refresh p99 ms under login load', n(login.refreshP99UnderLogin), '', '', '(responsive)']);
+  const jwks = r.jwks as { latchkey: Figure; bare: Figure };
+  rows.push(['JWKS req/s', f(jwks.latchkey), `bare Fastify ${f(jwks.bare)}`, n(jwks.latchkey.median / jwks.bare.median), '≥ 0.9']);
+  const v = r.verify as Record<string, Figure>;
+  rows.push(['verify/s, hot token (latchkey/verifier)', f(v.verifierHot!), `jose jwtVerify ${f(v.joseJwtVerify!)}`, n(v.verifierHot!.median / v.joseJwtVerify!.median), '(published)']);
+  rows.push(['verify/s, distinct tokens (latchkey/verifier)', f(v.verifierDistinct!), `node:crypto RS256 verify ${f(v.rawCryptoVerify!)}`, n(v.verifierDistinct!.median / v.rawCryptoVerify!.median), '(published)']);
+  const s = r.scaling as { oneProcess: Figure; twoProcesses: Figure };
+  rows.push([`refresh req/s, 2 processes, c=${C}`, f(s.twoProcesses), `1 process ${f(s.oneProcess)}`, n(s.twoProcesses.median / s.oneProcess.median), '(published)']);
+  const m = r.memory as { sessionBytes: number; withUserBytes: number; sessions: number };
+  rows.push(['Redis bytes per session', n(m.sessionBytes), `with user record ${n(m.withUserBytes)}`, '', '≤ 500']);
+  rows.push(['Redis for 1M sessions (extrapolated)', `${n((m.sessionBytes * 1e6) / 2 ** 20)} MiB`, '', '', '']);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+main()
+  .catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = 1;
+  })
+  .finally(() => {
+    for (const c of children) c.kill('SIGTERM');
+    // The private redis-server is killed by its handle's exit hook.
+    setTimeout(() => process.exit(), 500).unref();
+  });
