@@ -69,6 +69,7 @@ export function redisOptions(o: Pick<RedisStoreOptions, 'keyPrefix' | 'commandTi
     autoResendUnfulfilledCommands: false,
     maxRetriesPerRequest: 0,
     lazyConnect: true,
+    enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(100 * attempt, 2000),
   };
 }

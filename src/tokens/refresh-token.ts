@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes, randomUUID } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomUUID } from 'node:crypto';
+import { randomBytesPooled, randomToken } from './random.js';
 
 /**
  * Refresh-token format and the pure cryptography around it.
@@ -30,9 +31,9 @@ export interface RefreshTokenParts {
 }
 
 export const newUserId = (): string => randomUUID();
-export const newSessionId = (): string => randomBytes(16).toString('base64url');
-export const newSecret = (): string => randomBytes(32).toString('base64url');
-export const newMacKey = (): Buffer => randomBytes(16);
+export const newSessionId = (): string => randomToken(16);
+export const newSecret = (): string => randomToken(32);
+export const newMacKey = (): Buffer => randomBytesPooled(16);
 
 export const hashSecret = (secret: string): Buffer => createHash('sha256').update(secret).digest();
 
@@ -61,7 +62,7 @@ function graceKey(spentSecret: string): Buffer {
 }
 
 export function sealSuccessor(spentSecret: string, successorSecret: string): string {
-  const iv = randomBytes(12);
+  const iv = randomBytesPooled(12);
   const cipher = createCipheriv('aes-256-gcm', graceKey(spentSecret), iv);
   const body = Buffer.concat([cipher.update(successorSecret, 'utf8'), cipher.final()]);
   return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
