@@ -15,7 +15,7 @@ import argon2 from 'argon2';
 import pino from 'pino';
 import { generateFirstKey } from '../src/keys/rotation.js';
 import { RedisStore } from '../src/store/redis-store.js';
-import { hashSecret, newMacKey, newSecret, newSessionId, newUserId, sealSuccessor } from '../src/tokens/refresh-token.js';
+import { hashSecret, newMacKey, newSecret, newSessionId, newSuccessorNonce, newUserId, successorSecret } from '../src/tokens/refresh-token.js';
 import { startRedisServer } from '../test/support/redis-server.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import { refreshChart } from './chart.js';
@@ -239,15 +239,15 @@ async function main(): Promise<void> {
       absoluteTtlMs: 30 * 86_400_000,
       maxSessions: 50,
     });
-    const next = newSecret();
+    const nonce = newSuccessorNonce();
     await store.rotate({
       userId,
       sessionId,
       secretHash: hashSecret(first),
       tag: created.status === 'created' ? created.tag : '',
       channel: 'body',
-      successorHash: hashSecret(next),
-      sealedSuccessor: sealSuccessor(first, next),
+      successorHash: hashSecret(successorSecret(first, nonce)),
+      successorNonce: nonce,
       now: t0 + 1000,
       refreshTtlMs: 7 * 86_400_000,
       graceMs: 10_000,

@@ -13,10 +13,9 @@ import type {
 interface MemSession extends SessionRecord {
   macKey: Buffer;
   current: Buffer;
-  previous: Buffer | null;
-  spentAt: number;
   channel: string;
-  sealed: { value: string; until: number } | null;
+  /** The token spent last, while the grace window may still need it. */
+  spent: { hash: Buffer; at: number; nonce: string } | null;
 }
 
 /**
@@ -95,10 +94,8 @@ export class MemoryStore implements Store {
       ip: s.ip,
       macKey: Buffer.from(s.macKey),
       current: Buffer.from(s.secretHash),
-      previous: null,
-      spentAt: 0,
       channel: s.channel,
-      sealed: null,
+      spent: null,
     });
     this.sessions.set(s.userId, live);
     return {
@@ -127,22 +124,19 @@ export class MemoryStore implements Store {
     }
     const roles = [...user.roles];
     if (q.secretHash.equals(s.current)) {
-      s.previous = s.current;
+      s.spent = q.graceMs > 0 ? { hash: s.current, at: q.now, nonce: q.successorNonce } : null;
       s.current = Buffer.from(q.successorHash);
-      s.spentAt = q.now;
       s.lastUsedAt = q.now;
       s.expiresAt = Math.min(q.now + q.refreshTtlMs, s.absoluteExpiresAt);
       s.ip = q.ip;
       s.userAgent = q.userAgent;
-      s.sealed = q.graceMs > 0 ? { value: q.sealedSuccessor, until: q.now + q.graceMs } : null;
       return { status: 'rotated', ...this.state(s, roles) };
     }
-    const inGrace = s.previous?.equals(q.secretHash) && q.now - s.spentAt < q.graceMs;
-    if (inGrace && s.sealed && q.now < s.sealed.until) {
+    if (s.spent?.hash.equals(q.secretHash) && q.now - s.spent.at < q.graceMs) {
       s.lastUsedAt = q.now;
       s.ip = q.ip;
       s.userAgent = q.userAgent;
-      return { status: 'grace', sealedSuccessor: s.sealed.value, ...this.state(s, roles) };
+      return { status: 'grace', successorNonce: s.spent.nonce, ...this.state(s, roles) };
     }
     live.delete(s.id);
     return { status: 'reused' };

@@ -3,9 +3,11 @@
  * revocation. All of a user's keys share the hash tag `{<user id>}` and therefore one Cluster slot:
  *
  *   {uid}:u          hash    the user (id email pw roles dis ct ra)
- *   {uid}:ss         zset    live session ids scored by their expiry (ms)
- *   {uid}:s:<sid>    hash    a session (mk cur prev spent ch ct lu exp abs ip ua)
- *   {uid}:g:<sid>    string  the sealed successor of the just-spent token; lives only for the grace window
+ *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms)
+ *   {uid}:s:<sid>    hash    a session: k mac key, c current token hash, h channel (c|b), t created,
+ *                            l last used, a absolute expiry, i ip, u + v user agent
+ *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters) and
+ *                            when it was spent (ms); lives only for the grace window
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
@@ -17,19 +19,24 @@
  *
  * Memory: a hash stays in Redis's compact listpack encoding only while every value is at most
  * hash-max-listpack-value (64) bytes; one longer value turns it into a hashtable several times the size.
- * So the user agent (at most 128 bytes) is kept in two fields, `ua` and `ua2`, and joined on reading.
+ * So the user agent (at most 128 bytes) is kept in two fields, `u` and `v`, and joined on reading.
+ * Every byte of a session is paid once per session, so: one-letter field names; the expiry lives only in
+ * the index score (and the key's TTL), not in the hash too; what only the grace window needs (the spent
+ * hash, the nonce) lives in the grace key, which expires with the window; token hashes are stored
+ * truncated to their first 128 bits, still 2^128 work to match from a dump, and compared the same way.
  */
 
 const prelude = `
 local function int(x) return string.format('%.0f', x) end
-local function tag(mk, h) return string.sub(redis.sha1hex(mk .. h), 1, 32) end
+local function short(h) return string.sub(h, 1, 16) end
+local function tag(mk, h) return string.sub(redis.sha1hex(mk .. short(h)), 1, 32) end
 local function ua1(ua) return string.sub(ua, 1, 64) end
 local function ua2(ua) return string.sub(ua, 65, 128) end
 `;
 
 /**
  * KEYS[1] user hash, KEYS[2] session index, KEYS[3] new session hash
- * ARGV[1] session id, ARGV[2] secret hash (32 bytes), ARGV[3] mac key (16 bytes), ARGV[4] channel,
+ * ARGV[1] session id, ARGV[2] secret hash (32 bytes), ARGV[3] mac key (16 bytes), ARGV[4] channel (c|b),
  * ARGV[5] now, ARGV[6] refresh ttl ms, ARGV[7] absolute ttl ms, ARGV[8] ip, ARGV[9] user agent,
  * ARGV[10] max live sessions per user
  * Returns {'created', tag, exp, abs, roles} or {'user_unavailable'}.
@@ -49,8 +56,8 @@ if excess > 0 then
   end
   redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
 end
-redis.call('HSET', KEYS[3], 'mk', ARGV[3], 'cur', ARGV[2], 'ch', ARGV[4], 'ct', int(now), 'lu', int(now),
-  'exp', int(exp), 'abs', int(abs), 'ip', ARGV[8], 'ua', ua1(ARGV[9]), 'ua2', ua2(ARGV[9]))
+redis.call('HSET', KEYS[3], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't', int(now), 'l', int(now),
+  'a', int(abs), 'i', ARGV[8], 'u', ua1(ARGV[9]), 'v', ua2(ARGV[9]))
 redis.call('PEXPIRE', KEYS[3], int(exp - now))
 redis.call('ZADD', KEYS[2], int(exp), ARGV[1])
 if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], int(exp - now)) end
@@ -59,20 +66,21 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), u[2]}
 
 /**
  * The rotation decision (PRODUCT.md "Grace window", RFC 9700 §4.14.2). Exactly one caller presenting the
- * current token rotates; the others within the grace window get the same successor; any other genuine
- * token of the session is reuse and revokes the session.
+ * current token rotates; the others within the grace window get the nonce that determines the same
+ * successor; any other genuine token of the session is reuse and revokes the session.
  *
  * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key
- * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel,
- * ARGV[5] candidate successor hash, ARGV[6] candidate sealed successor, ARGV[7] now,
+ * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel (c|b),
+ * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
  * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent
- * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, sealed} | {'invalid'} | {'reused'}.
+ * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, nonce} | {'invalid'} | {'reused'}.
  */
 export const rotateLua = `${prelude}
-local s = redis.call('HMGET', KEYS[3], 'mk', 'cur', 'prev', 'spent', 'ch', 'exp', 'abs')
+local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a')
 local mk, h = s[1], ARGV[2]
 -- A token not minted for this session (forged from a known session id) changes nothing.
 if not mk or #h ~= 32 or tag(mk, h) ~= ARGV[3] then return {'invalid'} end
+h = short(h)
 local function revoke()
   redis.call('DEL', KEYS[3], KEYS[4])
   redis.call('ZREM', KEYS[2], ARGV[1])
@@ -80,32 +88,29 @@ end
 local u = redis.call('HMGET', KEYS[1], 'dis', 'roles')
 if u[1] ~= '0' then revoke() return {'invalid'} end
 -- Channel binding: a cookie token is refused in a body and vice versa.
-if s[5] ~= ARGV[4] then return {'invalid'} end
-local now, exp, abs = tonumber(ARGV[7]), tonumber(s[6]), tonumber(s[7])
+if s[3] ~= ARGV[4] then return {'invalid'} end
+local now, exp, abs = tonumber(ARGV[7]), tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0'), tonumber(s[4])
 if now >= exp then revoke() return {'invalid'} end
+local grace = tonumber(ARGV[9])
 if h == s[2] then
   local newExp = math.min(now + tonumber(ARGV[8]), abs)
-  redis.call('HSET', KEYS[3], 'cur', ARGV[5], 'prev', h, 'spent', int(now), 'lu', int(now), 'exp', int(newExp),
-    'ip', ARGV[10], 'ua', ua1(ARGV[11]), 'ua2', ua2(ARGV[11]))
+  redis.call('HSET', KEYS[3], 'c', short(ARGV[5]), 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
   redis.call('PEXPIRE', KEYS[3], int(newExp - now))
   redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
-  local grace = tonumber(ARGV[9])
   if grace > 0 then
-    redis.call('SET', KEYS[4], ARGV[6], 'PX', grace)
+    redis.call('SET', KEYS[4], h .. ARGV[6] .. int(now), 'PX', grace)
   else
     redis.call('DEL', KEYS[4])
   end
   return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2]}
 end
--- Only the immediately previous token gets grace, and only while its successor is still current
--- (the successor is current as long as prev has not moved on).
-if s[3] and h == s[3] and now - tonumber(s[4]) < tonumber(ARGV[9]) then
-  local sealed = redis.call('GET', KEYS[4])
-  if sealed then
-    redis.call('HSET', KEYS[3], 'lu', int(now), 'ip', ARGV[10], 'ua', ua1(ARGV[11]), 'ua2', ua2(ARGV[11]))
-    return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], sealed}
-  end
+-- Only the immediately previous token gets grace, and only while its successor is still current: every
+-- rotation overwrites the grace key, so it always describes the token spent last.
+local g = redis.call('GET', KEYS[4])
+if g and string.sub(g, 1, 16) == h and now - tonumber(string.sub(g, 39)) < grace then
+  redis.call('HSET', KEYS[3], 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
+  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38)}
 end
 revoke()
 return {'reused'}
@@ -117,7 +122,7 @@ return {'reused'}
  * Returns 1 if a session was revoked, 0 if there was none or the token was not minted for it.
  */
 export const revokeByTokenLua = `${prelude}
-local mk = redis.call('HGET', KEYS[2], 'mk')
+local mk = redis.call('HGET', KEYS[2], 'k')
 if not mk or #ARGV[2] ~= 32 or tag(mk, ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -164,9 +169,11 @@ return revoked
 export const listSessionsLua = `
 local base = string.sub(KEYS[1], 1, -3)
 local out = {}
-for _, sid in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')) do
-  local f = redis.call('HMGET', base .. 's:' .. sid, 'ct', 'lu', 'exp', 'abs', 'ip', 'ua', 'ua2')
-  if f[1] then table.insert(out, {sid, f[1], f[2], f[3], f[4], f[5] or '', (f[6] or '') .. (f[7] or '')}) end
+local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
+for n = 1, #live, 2 do
+  local sid = live[n]
+  local f = redis.call('HMGET', base .. 's:' .. sid, 't', 'l', 'a', 'i', 'u', 'v')
+  if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or '')}) end
 end
 return out
 `;

@@ -12,6 +12,7 @@ import {
   rotateLua,
 } from './redis-scripts.js';
 import type {
+  Channel,
   CreateSessionResult,
   IssuedState,
   NewSession,
@@ -174,7 +175,7 @@ export class RedisStore implements Store {
       s.sessionId,
       s.secretHash,
       s.macKey,
-      s.channel,
+      channelCode(s.channel),
       s.now,
       s.refreshTtlMs,
       s.absoluteTtlMs,
@@ -196,9 +197,9 @@ export class RedisStore implements Store {
       q.sessionId,
       q.secretHash,
       q.tag,
-      q.channel,
+      channelCode(q.channel),
       q.successorHash,
-      q.sealedSuccessor,
+      q.successorNonce,
       q.now,
       q.refreshTtlMs,
       q.graceMs,
@@ -209,7 +210,7 @@ export class RedisStore implements Store {
       case 'rotated':
         return { status: 'rotated', ...issued(r) };
       case 'grace':
-        return { status: 'grace', ...issued(r), sealedSuccessor: String(r[5]) };
+        return { status: 'grace', ...issued(r), successorNonce: String(r[5]) };
       case 'reused':
         return { status: 'reused' };
       default:
@@ -296,6 +297,9 @@ export class RedisStore implements Store {
     this.client.disconnect();
   }
 }
+
+/** The channel as stored: one byte per session instead of a word. */
+const channelCode = (c: Channel): string => (c === 'cookie' ? 'c' : 'b');
 
 function issued(r: Reply): IssuedState {
   return {

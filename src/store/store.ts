@@ -7,8 +7,8 @@
  *   tests control time. TTLs are set relative to `now`.
  * - Every write that belongs to one session is one atomic step: two concurrent calls never both succeed
  *   where only one may (rotation, revocation).
- * - Nothing usable is stored in clear: refresh secrets arrive as SHA-256 hashes; the grace-window
- *   successor arrives sealed under a key only the holder of the previous token can derive.
+ * - Nothing usable is stored in clear: refresh secrets arrive as SHA-256 hashes; for the grace window
+ *   the store keeps a nonce from which only the holder of the spent token can derive its successor.
  * - Every record has a TTL or a bound. User records are bounded by the number of users.
  * - A store that cannot answer throws `StoreUnavailableError`; it never answers "not found" or "not
  *   revoked" in place of an error.
@@ -74,8 +74,11 @@ export interface RotateRequest extends PresentedToken {
   channel: Channel;
   /** SHA-256 of the candidate successor's secret. Used only if this call rotates. */
   successorHash: Buffer;
-  /** The candidate successor secret, sealed under a key derived from the presented secret. */
-  sealedSuccessor: string;
+  /**
+   * The nonce the candidate successor was derived from (`successorSecret(presented secret, nonce)`), 22
+   * characters. Kept for the grace window if this call rotates.
+   */
+  successorNonce: string;
   now: number;
   refreshTtlMs: number;
   graceMs: number;
@@ -94,8 +97,8 @@ export interface IssuedState {
 export type RotateResult =
   /** The presented token was current: it is now spent and the candidate is current. */
   | ({ status: 'rotated' } & IssuedState)
-  /** The presented token was spent within the grace window: here is the successor it already has. */
-  | ({ status: 'grace'; sealedSuccessor: string } & IssuedState)
+  /** The presented token was spent within the grace window: the nonce of the successor it already has. */
+  | ({ status: 'grace'; successorNonce: string } & IssuedState)
   /** Unknown session, forged tag, wrong channel, expired token or session, disabled user. */
   | { status: 'invalid' }
   /** A genuine but spent token outside the grace window: the session has been revoked. */

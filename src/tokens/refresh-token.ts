@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomUUID } from 'node:crypto';
+import { createHash, createHmac, randomUUID } from 'node:crypto';
 import { randomBytesPooled, randomToken } from './random.js';
 
 /**
@@ -10,8 +10,8 @@ import { randomBytesPooled, randomToken } from './random.js';
  * - User and session ids locate the session (all of a user's keys share one Redis hash tag) and are not
  *   secret: `sid` is also in every access token.
  * - `secret` is 256 random bits (RFC 9700 §4.14: refresh tokens must be unguessable). The store keeps only
- *   SHA-256(secret): a dump of the store yields no usable token.
- * - `tag` = first 128 bits of SHA-1(macKey ‖ SHA-256(secret)), where `macKey` is a random per-session key
+ *   SHA-256(secret), truncated to 128 bits: a dump of the store yields no usable token.
+ * - `tag` = first 128 bits of SHA-1(macKey ‖ SHA-256(secret)[:16]), where `macKey` is a random per-session key
  *   held by the store. It proves the token was minted for this session, so a token forged from a known
  *   session id is refused without revoking anything, while a genuine spent token (tag valid, secret not
  *   current) is reuse. Both inputs have fixed lengths, so the keyed hash has no length-extension issue;
@@ -37,8 +37,9 @@ export const newMacKey = (): Buffer => randomBytesPooled(16);
 
 export const hashSecret = (secret: string): Buffer => createHash('sha256').update(secret).digest();
 
+/** The store keeps token hashes truncated to 128 bits; the tag is computed over the same bytes. */
 export const sessionTag = (macKey: Buffer, secretHash: Buffer): string =>
-  createHash('sha1').update(macKey).update(secretHash).digest('hex').slice(0, 32);
+  createHash('sha1').update(macKey).update(secretHash.subarray(0, 16)).digest('hex').slice(0, 32);
 
 export const formatRefreshToken = (p: RefreshTokenParts): string =>
   `${REFRESH_TOKEN_PREFIX}${p.userId}.${p.sessionId}.${p.secret}.${p.tag}`;
@@ -53,30 +54,15 @@ export function parseRefreshToken(token: string): RefreshTokenParts | null {
 }
 
 /**
- * Grace window (PRODUCT.md): re-presenting the just-spent token must return the same successor. The store
- * keeps the successor's secret sealed with AES-256-GCM under HKDF(spent secret): only someone holding the
- * spent token can open it, so the store's copy is useless on its own, and it expires with the window.
+ * Grace window (PRODUCT.md): re-presenting the just-spent token must return the same successor. A
+ * successor's secret is HMAC-SHA256(spent secret, nonce) with a fresh random nonce; the store keeps the
+ * nonce for the window only. The nonce alone yields nothing (the spent secret is never stored), so the
+ * store's copy is useless on its own, yet every holder of the spent token derives the same successor.
+ * The successor is as unpredictable as the spent secret (256 bits) to anyone without the nonce, and to
+ * anyone without the spent token whatever else they know.
  */
-function graceKey(spentSecret: string): Buffer {
-  return Buffer.from(hkdfSync('sha256', spentSecret, Buffer.alloc(0), 'latchkey refresh grace v1', 32));
-}
+export const newSuccessorNonce = (): string => randomToken(16);
 
-export function sealSuccessor(spentSecret: string, successorSecret: string): string {
-  const iv = randomBytesPooled(12);
-  const cipher = createCipheriv('aes-256-gcm', graceKey(spentSecret), iv);
-  const body = Buffer.concat([cipher.update(successorSecret, 'utf8'), cipher.final()]);
-  return Buffer.concat([iv, body, cipher.getAuthTag()]).toString('base64url');
-}
-
-/** Returns the successor secret, or null if `sealed` was not sealed under this spent secret. */
-export function openSuccessor(spentSecret: string, sealed: string): string | null {
-  try {
-    const raw = Buffer.from(sealed, 'base64url');
-    if (raw.length < 12 + 16 + 1) return null;
-    const decipher = createDecipheriv('aes-256-gcm', graceKey(spentSecret), raw.subarray(0, 12));
-    decipher.setAuthTag(raw.subarray(raw.length - 16));
-    return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
-  } catch {
-    return null;
-  }
+export function successorSecret(spentSecret: string, nonce: string): string {
+  return createHmac('sha256', spentSecret).update('latchkey successor v1\0').update(nonce).digest('base64url');
 }

@@ -11,9 +11,9 @@ import {
   newMacKey,
   newSecret,
   newSessionId,
-  openSuccessor,
+  newSuccessorNonce,
   parseRefreshToken,
-  sealSuccessor,
+  successorSecret,
 } from './refresh-token.js';
 
 export interface ClientContext {
@@ -139,14 +139,16 @@ export class TokenService {
 
   /**
    * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
-   * rotates, the candidate becomes current; if the token was just spent (grace window), the stored
-   * successor is unsealed with the presented secret, so every concurrent caller gets the same one.
+   * rotates, the candidate becomes current; if the token was just spent (grace window), the successor is
+   * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
+   * same one.
    */
   async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
     if (!presented) throw invalidGrant();
     const now = this.now();
-    const candidate = newSecret();
+    const nonce = newSuccessorNonce();
+    const candidate = successorSecret(presented.secret, nonce);
     const result = await this.store.rotate({
       userId: presented.userId,
       sessionId: presented.sessionId,
@@ -154,7 +156,7 @@ export class TokenService {
       tag: presented.tag,
       channel,
       successorHash: hashSecret(candidate),
-      sealedSuccessor: sealSuccessor(presented.secret, candidate),
+      successorNonce: nonce,
       now,
       refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
       graceMs: this.policy.graceSeconds * 1000,
@@ -171,8 +173,7 @@ export class TokenService {
       throw invalidGrant();
     }
     if (result.status === 'invalid') throw invalidGrant();
-    const successor = result.status === 'rotated' ? candidate : openSuccessor(presented.secret, result.sealedSuccessor);
-    if (!successor) throw invalidGrant();
+    const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
     const access = await this.deps.access.sign({
       userId: presented.userId,
       sessionId: presented.sessionId,

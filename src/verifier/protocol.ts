@@ -49,7 +49,7 @@ export function decodeFact(fields: string[]): RevocationFact | null {
  */
 export const isActiveLua = `
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local abs = redis.call('HGET', KEYS[2], 'abs')
+local abs = redis.call('HGET', KEYS[2], 'a')
 if not abs or tonumber(abs) <= tonumber(ARGV[1]) then return 0 end
 if redis.call('HGET', KEYS[1], 'dis') ~= '0' then return 0 end
 return 1

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { parseRefreshToken } from '../../src/tokens/refresh-token.js';
+import { hashSecret, parseRefreshToken } from '../../src/tokens/refresh-token.js';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
@@ -83,6 +83,26 @@ describe('redis store at rest', () => {
     }
     const listed = await t.app.inject({ url: '/sessions', headers: { authorization: `Bearer ${login.access}` } });
     expect(listed.json()[0].user_agent).toBe(ua.slice(0, 128));
+  });
+
+  it('a session at rest keeps only its current token hash; the spent one leaves with the grace window', async () => {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const res = await refreshNative(t.app, login.refresh);
+    expect(res.statusCode).toBe(200);
+    const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+    const spentHash = hashSecret(parseRefreshToken(login.refresh)!.secret);
+    const raw = new Redis(testRedisUrl());
+    try {
+      const session = await raw.hgetallBuffer(`${prefix}{${user.id}}:s:${login.sessionId}`);
+      expect(Object.keys(session).sort()).toEqual(['a', 'c', 'h', 'i', 'k', 'l', 't', 'u', 'v']);
+      expect(Object.values(session).some((v) => v.includes(spentHash.subarray(0, 16)))).toBe(false);
+      const grace = `${prefix}{${user.id}}:g:${login.sessionId}`;
+      expect((await raw.getBuffer(grace))!.subarray(0, 16).equals(spentHash.subarray(0, 16))).toBe(true);
+      expect(await raw.pttl(grace)).toBeLessThanOrEqual(10_000);
+    } finally {
+      raw.disconnect();
+    }
   });
 
   it('every key has a TTL except the bounded user record and e-mail index', async () => {
