@@ -1,4 +1,3 @@
-import fastifyCookie from '@fastify/cookie';
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -60,6 +59,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   }
   keys.start(config.keysRescan * 1000);
 
+  if (config.threadPoolSize <= config.hashConcurrency) {
+    // Every token response waits for a libuv thread to sign it; if hashes can hold them all, refreshes
+    // queue behind logins.
+    logger.warn(
+      { threadPoolSize: config.threadPoolSize, hashConcurrency: config.hashConcurrency },
+      `UV_THREADPOOL_SIZE leaves no thread for signing while ${config.hashConcurrency} password hashes run; ` +
+        `start with UV_THREADPOOL_SIZE=${config.hashConcurrency + 4} or lower LATCHKEY_HASH_CONCURRENCY`,
+    );
+  }
+
   const store = overrides.store ?? (await openStore(config, logger));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
   const access = new AccessTokens(keys, {
@@ -110,7 +119,6 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     return reply.code(404).send(api.toBody());
   });
 
-  await app.register(fastifyCookie);
   // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
   // throttling across instances would need a shared store and is not attempted here.
   await app.register(fastifyRateLimit, {

@@ -66,6 +66,9 @@ const schema = z
     LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
     LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
     LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
+    // libuv's own variable, read here only to check it against the hash concurrency; libuv reads it once,
+    // before any code of ours runs, so it must come from the environment.
+    UV_THREADPOOL_SIZE: z.coerce.number().int().min(1).max(1024).default(4),
     REDIS_URL: z
       .string()
       .optional()
@@ -121,6 +124,8 @@ export interface Config {
   loginRateLimit: number;
   hashConcurrency: number;
   hashQueue: number;
+  /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
+  threadPoolSize: number;
   redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null;
 }
 
@@ -187,6 +192,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
+    threadPoolSize: e.UV_THREADPOOL_SIZE,
     redis: e.REDIS_URL
       ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS }
       : null,

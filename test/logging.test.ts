@@ -56,3 +56,17 @@ describe('logs', () => {
     }
   });
 });
+
+describe('start-up', () => {
+  it('warns when password hashes could hold every libuv thread that signing needs', async () => {
+    for (const [pool, warned] of [
+      ['4', true],
+      ['8', false],
+    ] as const) {
+      const { lines, logger } = capture();
+      const t = await buildTestApp('memory', { UV_THREADPOOL_SIZE: pool, LATCHKEY_HASH_CONCURRENCY: '4' }, { logger });
+      await t.close();
+      expect(lines.some((l) => l.includes('UV_THREADPOOL_SIZE leaves no thread for signing')), `pool ${pool}`).toBe(warned);
+    }
+  });
+});

@@ -1,3 +1,4 @@
+import fastifyCookie from '@fastify/cookie';
 import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { Config } from '../config.js';
@@ -15,6 +16,8 @@ const loginBody = z.strictObject({
 const refreshBody = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() });
 
 export const tokenRoutes: FastifyPluginAsync<{ tokens: TokenService; config: Config }> = async (app, { tokens, config }) => {
+  // Only these routes read or set the refresh cookie; everything else (JWKS, /verify) skips the parsing.
+  await app.register(fastifyCookie);
   app.post('/login', attemptLimit(config), async (request, reply) => {
     const body = parse(loginBody, request.body);
     const browser = body.client === 'browser';
