@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import argon2 from 'argon2';
@@ -27,6 +27,8 @@ const RUNS = quick ? 1 : 3;
 const SWEEP = quick ? [8] : [1, 8, 32, 64];
 const C = quick ? 8 : 32;
 const PASSWORD = 'correct horse battery staple';
+/** latchkey's default hash concurrency on this machine; the argon2id baseline runs at the same. */
+const HASHES = String(Math.min(4, availableParallelism()));
 const children: ChildProcess[] = [];
 
 function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
@@ -73,7 +75,10 @@ async function startLatchkey(port: number, redisUrl: string, keysDir: string): P
       LATCHKEY_LOGIN_RATE_LIMIT: '0',
       LATCHKEY_MAX_SESSIONS_PER_USER: '1000',
       LATCHKEY_HASH_QUEUE: '1000',
+      LATCHKEY_HASH_CONCURRENCY: HASHES,
       LATCHKEY_ISSUER: 'http://localhost:3000',
+      // As `npm start` and the image run it.
+      UV_THREADPOOL_SIZE: '8',
     },
     /$^/,
   );
@@ -118,6 +123,20 @@ async function repeat<T>(times: number, f: () => Promise<T>): Promise<T[]> {
   return out;
 }
 
+/**
+ * Runs `a` and its baseline `b` back to back, `times` times (A B A B …), so each ratio compares two
+ * measurements taken seconds apart; the ratio reported is the median of the per-pair ratios.
+ */
+async function paired(times: number, a: () => Promise<number>, b: () => Promise<number>): Promise<{ a: Figure; b: Figure; ratio: Figure }> {
+  const as: number[] = [];
+  const bs: number[] = [];
+  for (let i = 0; i < times; i++) {
+    as.push(await a());
+    bs.push(await b());
+  }
+  return { a: figure(as), b: figure(bs), ratio: figure(as.map((x, i) => x / bs[i]!)) };
+}
+
 async function memoryPerSession(redisUrl: string, prefix: string): Promise<{ sessionBytes: number; withUserBytes: number; sessions: number }> {
   const raw = new Redis(redisUrl);
   try {
@@ -152,29 +171,43 @@ async function main(): Promise<void> {
   const report: Record<string, unknown> = {};
   const log = (s: string) => process.stderr.write(`${s}\n`);
 
+  // A short warm-up, so the first figure does not measure the JIT compiler.
+  await load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: 8, durationMs: Math.min(DURATION, 3000), tokens: await sessions(origin, email, 8) });
+
   // 1. Refresh throughput against the RS256 signing ceiling, across concurrency.
-  const sweep: Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure }> = [];
+  const sweep: Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure; ratio: Figure }> = [];
   for (const c of SWEEP) {
-    const results = await repeat(RUNS, async () =>
-      load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: c, durationMs: DURATION, tokens: await sessions(origin, email, c) }),
+    const p99s: number[] = [];
+    let errors = 0;
+    const r = await paired(
+      RUNS,
+      async () => {
+        const res = await load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: c, durationMs: DURATION, tokens: await sessions(origin, email, c) });
+        p99s.push(res.p99);
+        errors += res.errors;
+        return res.rps;
+      },
+      async () => (await micro('sign', String(DURATION), String(c))).opsPerSec!,
     );
-    const ceiling = await repeat(RUNS, async () => (await micro('sign', String(DURATION), String(c))).opsPerSec!);
-    sweep.push({ concurrency: c, rps: figure(results.map((r) => r.rps)), p99: figure(results.map((r) => r.p99)), ceiling: figure(ceiling) });
-    log(`refresh c=${c}: ${figure(results.map((r) => r.rps)).median.toFixed(0)} req/s (errors ${results.reduce((n, r) => n + r.errors, 0)})`);
+    sweep.push({ concurrency: c, rps: r.a, p99: figure(p99s), ceiling: r.b, ratio: r.ratio });
+    log(`refresh c=${c}: ${r.a.median.toFixed(0)} req/s (errors ${errors})`);
   }
   report.refresh = sweep;
 
   // 1b. The peer: oidc-provider with refresh-token rotation and RS256 JWT access tokens, on the same Redis.
   try {
     const peer = await startOidcProvider(redis.url, start);
-    const peerRuns = await repeat(RUNS, async () =>
-      load({ kind: 'refresh-oidc', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens: await peer.refreshTokens(C), client: peer.client }),
+    const r = await paired(
+      RUNS,
+      async () => (await load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) })).rps,
+      async () => {
+        const res = await load({ kind: 'refresh-oidc', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens: await peer.refreshTokens(C), client: peer.client });
+        if (res.errors > 0) throw new Error(`oidc-provider refresh failed ${res.errors} times`);
+        return res.rps;
+      },
     );
-    const ours = await repeat(RUNS, async () =>
-      load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
-    );
-    report.peer = { oidcProvider: figure(peerRuns.map((r) => r.rps)), latchkey: figure(ours.map((r) => r.rps)), errors: peerRuns.reduce((n, r) => n + r.errors, 0) };
-    log(`oidc-provider refresh c=${C}: ${figure(peerRuns.map((r) => r.rps)).median.toFixed(0)} req/s`);
+    report.peer = { latchkey: r.a, oidcProvider: r.b, ratio: r.ratio };
+    log(`oidc-provider refresh c=${C}: ${r.b.median.toFixed(0)} req/s`);
   } catch (err) {
     report.peer = { error: (err as Error).message.split('\n')[0] };
     log(`oidc-provider peer failed: ${(err as Error).message}`);
@@ -182,22 +215,28 @@ async function main(): Promise<void> {
 
   // 2. Login against raw argon2id, and responsiveness while logins saturate the CPU.
   const loginBody = JSON.stringify({ email, password: PASSWORD });
-  const login = await repeat(RUNS, () => load({ kind: 'login', origins: [origin], path: '/login', concurrency: 16, durationMs: DURATION, body: loginBody }));
-  const argon = await repeat(RUNS, async () => (await micro('argon2', String(DURATION), '4')).opsPerSec!);
+  const login = await paired(
+    RUNS,
+    async () => (await load({ kind: 'login', origins: [origin], path: '/login', concurrency: 16, durationMs: DURATION, body: loginBody })).rps,
+    async () => (await micro('argon2', String(DURATION), HASHES)).opsPerSec!,
+  );
   const idleJwks = await load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: 4, durationMs: DURATION });
   const [busyJwks, busyRefresh] = await Promise.all([
     load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: 4, durationMs: DURATION }),
     (async () => load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: 4, durationMs: DURATION, tokens: await sessions(origin, email, 4) }))(),
     load({ kind: 'login', origins: [origin], path: '/login', concurrency: 16, durationMs: DURATION, body: loginBody }),
   ]);
-  report.login = { rps: figure(login.map((r) => r.rps)), argon2: figure(argon), jwksP99Idle: idleJwks.p99, jwksP99UnderLogin: busyJwks.p99, refreshP99UnderLogin: busyRefresh.p99 };
+  report.login = { rps: login.a, argon2: login.b, ratio: login.ratio, jwksP99Idle: idleJwks.p99, jwksP99UnderLogin: busyJwks.p99, refreshP99UnderLogin: busyRefresh.p99 };
 
   // 3. JWKS against a bare Fastify route serving the same bytes.
   const jwksBody = await (await fetch(`${origin}/.well-known/jwks.json`)).text();
   const bare = (await start('bench/bare-jwks.ts', [jwksBody], process.env, /listening on (http:\/\/\S+)/))[1]!;
-  const ours = await repeat(RUNS, () => load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION }));
-  const theirs = await repeat(RUNS, () => load({ kind: 'get', origins: [bare], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION }));
-  report.jwks = { latchkey: figure(ours.map((r) => r.rps)), bare: figure(theirs.map((r) => r.rps)) };
+  const jwks = await paired(
+    RUNS,
+    async () => (await load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION })).rps,
+    async () => (await load({ kind: 'get', origins: [bare], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION })).rps,
+  );
+  report.jwks = { latchkey: jwks.a, bare: jwks.b, ratio: jwks.ratio };
 
   // 4. Resource-server verification.
   const verify = await repeat(RUNS, () => micro('verify', String(DURATION)));
@@ -205,13 +244,10 @@ async function main(): Promise<void> {
 
   // 5. Scaling: a second latchkey process on the same Redis and keys.
   const second = await startLatchkey(39200 + Math.floor(Math.random() * 500), redis.url, keysDir);
-  const one = await repeat(RUNS, async () =>
-    load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
-  );
-  const two = await repeat(RUNS, async () =>
-    load({ kind: 'refresh-latchkey', origins: [origin, second], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) }),
-  );
-  report.scaling = { oneProcess: figure(one.map((r) => r.rps)), twoProcesses: figure(two.map((r) => r.rps)) };
+  const refreshRps = async (origins: string[]) =>
+    (await load({ kind: 'refresh-latchkey', origins, path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) })).rps;
+  const scaling = await paired(RUNS, () => refreshRps([origin, second]), () => refreshRps([origin]));
+  report.scaling = { twoProcesses: scaling.a, oneProcess: scaling.b, ratio: scaling.ratio };
 
   // 6. Memory per session, in steady state (grace-window copies expired), N sessions of N users.
   const n = quick ? 100 : 2000;
@@ -280,25 +316,25 @@ function renderTable(r: Record<string, unknown>): string {
   const rows: string[][] = [['figure', 'latchkey', 'baseline (same run)', 'ratio', 'target']];
   const n = (x: number) => (x >= 100 ? x.toFixed(0) : x.toFixed(2));
   const f = (x: Figure) => `${n(x.median)} (${n(x.min)}–${n(x.max)})`;
-  const sweep = r.refresh as Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure }>;
+  const sweep = r.refresh as Array<{ concurrency: number; rps: Figure; p99: Figure; ceiling: Figure; ratio: Figure }>;
   for (const s of sweep) {
-    rows.push([`refresh req/s, c=${s.concurrency}`, f(s.rps), `RS256 signs/s ${f(s.ceiling)}`, n(s.rps.median / s.ceiling.median), '(published)']);
+    rows.push([`refresh req/s, c=${s.concurrency}`, f(s.rps), `RS256 signs/s ${f(s.ceiling)}`, n(s.ratio.median), '(published)']);
     rows.push([`refresh p99 ms, c=${s.concurrency}`, f(s.p99), '', '', s.concurrency === 32 ? '≤ 10 ms' : '']);
   }
-  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; error?: string };
-  if (peer.oidcProvider && peer.latchkey) rows.push([`refresh req/s vs oidc-provider, c=${C}`, f(peer.latchkey), `oidc-provider ${f(peer.oidcProvider)}`, n(peer.latchkey.median / peer.oidcProvider.median), '≥ 2']);
+  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string };
+  if (peer.oidcProvider && peer.latchkey && peer.ratio) rows.push([`refresh req/s vs oidc-provider, c=${C}`, f(peer.latchkey), `oidc-provider ${f(peer.oidcProvider)}`, n(peer.ratio.median), '≥ 2']);
   else rows.push(['refresh vs oidc-provider', 'n/a', `peer failed: ${peer.error}`, '', '≥ 2']);
-  const login = r.login as { rps: Figure; argon2: Figure; jwksP99Idle: number; jwksP99UnderLogin: number; refreshP99UnderLogin: number };
-  rows.push(['login req/s', f(login.rps), `argon2id verify/s ${f(login.argon2)}`, n(login.rps.median / login.argon2.median), '≥ 0.9']);
+  const login = r.login as { rps: Figure; argon2: Figure; ratio: Figure; jwksP99Idle: number; jwksP99UnderLogin: number; refreshP99UnderLogin: number };
+  rows.push(['login req/s', f(login.rps), `argon2id verify/s ${f(login.argon2)}`, n(login.ratio.median), '≥ 0.9']);
   rows.push(['JWKS p99 ms under login load', n(login.jwksP99UnderLogin), `idle ${n(login.jwksP99Idle)}`, n(login.jwksP99UnderLogin / login.jwksP99Idle), '(responsive)']);
   rows.push(['refresh p99 ms under login load', n(login.refreshP99UnderLogin), '', '', '(responsive)']);
-  const jwks = r.jwks as { latchkey: Figure; bare: Figure };
-  rows.push(['JWKS req/s', f(jwks.latchkey), `bare Fastify ${f(jwks.bare)}`, n(jwks.latchkey.median / jwks.bare.median), '≥ 0.9']);
+  const jwks = r.jwks as { latchkey: Figure; bare: Figure; ratio: Figure };
+  rows.push(['JWKS req/s', f(jwks.latchkey), `bare Fastify ${f(jwks.bare)}`, n(jwks.ratio.median), '≥ 0.9']);
   const v = r.verify as Record<string, Figure>;
   rows.push(['verify/s, hot token (latchkey/verifier)', f(v.verifierHot!), `jose jwtVerify ${f(v.joseJwtVerify!)}`, n(v.verifierHot!.median / v.joseJwtVerify!.median), '(published)']);
   rows.push(['verify/s, distinct tokens (latchkey/verifier)', f(v.verifierDistinct!), `node:crypto RS256 verify ${f(v.rawCryptoVerify!)}`, n(v.verifierDistinct!.median / v.rawCryptoVerify!.median), '(published)']);
-  const s = r.scaling as { oneProcess: Figure; twoProcesses: Figure };
-  rows.push([`refresh req/s, 2 processes, c=${C}`, f(s.twoProcesses), `1 process ${f(s.oneProcess)}`, n(s.twoProcesses.median / s.oneProcess.median), '(published)']);
+  const s = r.scaling as { oneProcess: Figure; twoProcesses: Figure; ratio: Figure };
+  rows.push([`refresh req/s, 2 processes, c=${C}`, f(s.twoProcesses), `1 process ${f(s.oneProcess)}`, n(s.ratio.median), '(published)']);
   const m = r.memory as { sessionBytes: number; withUserBytes: number; sessions: number };
   rows.push(['Redis bytes per session', n(m.sessionBytes), `with user record ${n(m.withUserBytes)}`, '', '≤ 500']);
   rows.push(['Redis for 1M sessions (extrapolated)', `${n((m.sessionBytes * 1e6) / 2 ** 20)} MiB`, '', '', '']);

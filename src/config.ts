@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 /**
@@ -64,7 +65,8 @@ const schema = z
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
     LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
     LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
-    LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
+    // argon2id is CPU-bound: more hashes at once than cores only adds switching and cache misses.
+    LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(Math.min(4, availableParallelism())),
     LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
     // libuv's own variable, read here only to check it against the hash concurrency; libuv reads it once,
     // before any code of ours runs, so it must come from the environment.

@@ -73,6 +73,8 @@ export class TokenService {
   private readonly log: Logger;
   /** When the store last answered a revocation check (for the bounded fail-open of forward auth). */
   private storeAnsweredAt = 0;
+  /** Logins and refreshes in progress; see `issuing`. */
+  private inFlight = 0;
 
   constructor(private readonly deps: TokenServiceDeps) {
     this.store = deps.store;
@@ -86,6 +88,10 @@ export class TokenService {
    * verification in every case (against a dummy hash when there is no user).
    */
   async login(email: string, password: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    return this.issuing(() => this.authenticateAndStart(email, password, channel, ctx));
+  }
+
+  private async authenticateAndStart(email: string, password: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
     const user = await this.store.findUserByEmail(normalizeEmail(email));
     if (!user) {
       await this.deps.hasher.verifyDummy(password);
@@ -126,6 +132,7 @@ export class TokenService {
       roles: created.roles,
       now,
       notAfter: created.absoluteExpiresAt,
+      inline: this.inFlight === 1,
     });
     this.log.info({ userId: user.id, sessionId, channel }, 'login');
     return {
@@ -144,6 +151,10 @@ export class TokenService {
    * same one.
    */
   async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    return this.issuing(() => this.rotate(token, channel, ctx));
+  }
+
+  private async rotate(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
     if (!presented) throw invalidGrant();
     const now = this.now();
@@ -180,6 +191,7 @@ export class TokenService {
       roles: result.roles,
       now,
       notAfter: result.absoluteExpiresAt,
+      inline: this.inFlight === 1,
     });
     return {
       accessToken: access.token,
@@ -285,6 +297,22 @@ export class TokenService {
     this.emit({ type: 'session_revoked', userId: claims.sub, sessionId, reason: 'user_request' });
     const now = this.now();
     await this.announce(now, [{ type: 'sid', uid: claims.sub, sid: sessionId, exp: now + this.deps.factTtlMs }]);
+  }
+
+  /**
+   * Counts token-issuing calls in flight. A signature handed to libuv's thread pool lets the event loop
+   * serve other requests meanwhile, but the hand-off and the wake-up back cost more than the signature
+   * saves when there is nothing else to do: the only request in flight signs inline (lower latency), any
+   * concurrent ones sign on the pool (both cores busy). Measured on 2 cores: 1 client ≈ +20 % refreshes/s,
+   * 32 clients unchanged or better.
+   */
+  private async issuing<T>(work: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+    }
   }
 
   /**
