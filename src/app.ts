@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
 import { loggerOptions } from './logger.js';
+import { Metrics } from './metrics.js';
 import { PasswordHasher } from './passwords.js';
 import { accountRoutes } from './routes/accounts.js';
 import { metaRoutes } from './routes/meta.js';
@@ -32,6 +33,7 @@ export interface AppServices {
   keys: KeyStore;
   tokens: TokenService;
   accounts: Accounts;
+  metrics: Metrics;
 }
 
 declare module 'fastify' {
@@ -71,6 +73,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   const store = overrides.store ?? (await openStore(config, logger));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
+  const metrics = new Metrics({ hasher, keys, clock });
   const access = new AccessTokens(keys, {
     issuer: config.issuer,
     audience: config.audience,
@@ -83,7 +86,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     access,
     clock,
     log: logger,
-    onEvent: overrides.onEvent,
+    metrics,
+    onEvent: (event) => {
+      metrics.event(event);
+      overrides.onEvent?.(event);
+    },
     factTtlMs: (config.accessTokenTtl + config.clockSkew) * 1000,
     publish:
       store instanceof RedisStore
@@ -104,14 +111,17 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     trustProxy: config.trustProxy,
     return503OnClosing: true,
   });
-  app.decorate('latchkey', { store, keys, tokens, accounts });
+  app.decorate('latchkey', { store, keys, tokens, accounts, metrics });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+  });
   app.setErrorHandler((err: FastifyError, request, reply) => {
-    const api = toApiError(err, request.log);
+    const api = toApiError(err, request.log, metrics);
     return reply.code(api.status).headers(api.headers).send(api.toBody());
   });
   app.setNotFoundHandler((_request, reply) => {
@@ -155,13 +165,14 @@ async function openStore(config: Config, logger: Logger): Promise<Store> {
 }
 
 /** Maps anything thrown to the error contract. Clients never see internals; the log gets the cause. */
-function toApiError(err: FastifyError, log: FastifyBaseLogger): ApiError {
+function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics): ApiError {
   if (err instanceof ApiError) {
     if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
     return err;
   }
   if (err instanceof StoreUnavailableError || err instanceof NoSigningKeyError) {
     log.warn({ reason: err.message }, 'answering 503');
+    metrics.answeredUnavailable(err instanceof StoreUnavailableError ? 'store' : 'no_signing_key');
     return unavailable();
   }
   const status = err.statusCode ?? 500;

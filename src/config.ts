@@ -37,6 +37,9 @@ const schema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     HOST: z.string().min(1).default('127.0.0.1'),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    // Prometheus metrics on a port of their own (0 turns them off), so they are never public with the API.
+    LATCHKEY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
+    LATCHKEY_METRICS_HOST: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     TRUST_PROXY: bool(false),
     LATCHKEY_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
@@ -95,6 +98,8 @@ export type Env = z.input<typeof schema>;
 export interface Config {
   env: 'development' | 'production' | 'test';
   host: string;
+  /** Where GET /metrics listens; null when turned off. */
+  metrics: { host: string; port: number } | null;
   port: number;
   logLevel: string;
   trustProxy: boolean;
@@ -163,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   return {
     env: e.NODE_ENV,
     host: e.HOST,
+    metrics: e.LATCHKEY_METRICS_PORT > 0 ? { host: e.LATCHKEY_METRICS_HOST ?? e.HOST, port: e.LATCHKEY_METRICS_PORT } : null,
     port,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY,

@@ -43,6 +43,11 @@ export class PasswordHasher {
     return false;
   }
 
+  /** Hashes running now and waiting for a slot. */
+  get load(): { running: number; waiting: number } {
+    return { running: this.running, waiting: this.waiting.length };
+  }
+
   needsRehash(hash: string): boolean {
     try {
       return argon2.needsRehash(hash, this.params);

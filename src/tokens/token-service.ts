@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { normalizeEmail } from '../accounts.js';
 import { ApiError, invalidGrant, invalidToken } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 import type { PasswordHasher } from '../passwords.js';
 import type { Channel, SessionRecord, Store } from '../store/store.js';
 import type { RevocationFact } from '../verifier/protocol.js';
@@ -50,6 +51,7 @@ export interface TokenServiceDeps {
   policy: TokenPolicy;
   clock: () => number;
   log: Logger;
+  metrics?: Pick<Metrics, 'refresh'>;
   onEvent?: (event: AuthEvent) => void;
   /**
    * Tells verifiers about revocations (the Redis revocation stream). Facts are published after the
@@ -156,7 +158,10 @@ export class TokenService {
 
   private async rotate(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
-    if (!presented) throw invalidGrant();
+    if (!presented) {
+      this.deps.metrics?.refresh('invalid');
+      throw invalidGrant();
+    }
     const now = this.now();
     const nonce = newSuccessorNonce();
     const candidate = successorSecret(presented.secret, nonce);
@@ -174,6 +179,7 @@ export class TokenService {
       userAgent: ctx.userAgent,
       ip: ctx.ip,
     });
+    this.deps.metrics?.refresh(result.status);
     if (result.status === 'reused') {
       this.log.warn(
         { event: 'refresh_token_reused', userId: presented.userId, sessionId: presented.sessionId, ip: ctx.ip },

@@ -43,6 +43,9 @@ describe('when Redis goes away', () => {
   it('answers 503 everywhere state is needed, keeps JWKS up, and recovers with nothing lost', async () => {
     const user = await register(t.app);
     const login = await loginNative(t.app, user.email);
+    const unavailable = async () =>
+      Number(/^latchkey_unavailable_total\{reason="store"\} (\d+)$/m.exec(await t.app.latchkey.metrics.registry.metrics())?.[1] ?? 0);
+    const before = await unavailable();
     await redis.kill();
 
     expect503(await refreshNative(t.app, login.refresh));
@@ -55,6 +58,8 @@ describe('when Redis goes away', () => {
     expect503(await t.app.inject('/readyz'));
     expect((await t.app.inject('/.well-known/jwks.json')).statusCode).toBe(200);
     expect((await t.app.inject('/healthz')).statusCode).toBe(200);
+    // Operators see it: every 503 above that came from the store is counted (readyz answers its own).
+    expect((await unavailable()) - before).toBeGreaterThanOrEqual(7);
 
     await redis.restart();
     await waitUntilReady();

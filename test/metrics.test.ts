@@ -1,0 +1,83 @@
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listenMetrics } from '../src/metrics.js';
+import { loadConfig } from '../src/config.js';
+import { buildTestApp, type TestApp } from './helpers/app.js';
+import { loginNative, PASSWORD, post, refreshNative, register } from './helpers/client.js';
+
+/** Prometheus metrics, scraped over a real socket from their own port. */
+describe('metrics', () => {
+  let t: TestApp;
+  let server: Server;
+  let url: string;
+
+  beforeAll(async () => {
+    t = await buildTestApp('redis');
+    t.app.latchkey.metrics.collectProcessMetrics();
+    server = await listenMetrics(t.app.latchkey.metrics, '127.0.0.1', 0);
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  });
+  afterAll(async () => {
+    server.close();
+    await t.close();
+  });
+
+  const scrape = async () => {
+    const res = await fetch(`${url}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    return res.text();
+  };
+  const value = (text: string, series: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+    return line === undefined ? undefined : Number(line.slice(series.length + 1));
+  };
+
+  it('count refresh outcomes, reuse events and requests by route, with no user data in any label', async () => {
+    const before = await scrape();
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const rotated = await refreshNative(t.app, login.refresh);
+    expect(rotated.statusCode).toBe(200);
+    expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(200); // grace
+    t.clock.advanceSeconds(60);
+    expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(401); // reuse: session revoked
+    expect((await post(t.app, '/login', { email: user.email, password: `${PASSWORD}x` })).statusCode).toBe(401);
+
+    const after = await scrape();
+    const delta = (series: string) => (value(after, series) ?? 0) - (value(before, series) ?? 0);
+    expect(delta('latchkey_refresh_total{result="rotated"}')).toBe(1);
+    expect(delta('latchkey_refresh_total{result="grace"}')).toBe(1);
+    expect(delta('latchkey_refresh_total{result="reused"}')).toBe(1);
+    expect(delta('latchkey_auth_events_total{type="refresh_token_reused"}')).toBe(1);
+    expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/refresh",status_code="200"}')).toBe(2);
+    expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/refresh",status_code="401"}')).toBe(1);
+    expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/login",status_code="401"}')).toBe(1);
+    expect(value(after, 'latchkey_signing_key_active')).toBe(1);
+    expect(value(after, 'latchkey_jwks_keys')).toBeGreaterThanOrEqual(1);
+    expect(value(after, 'latchkey_password_hashes{state="running"}')).toBe(0);
+    expect(after).toMatch(/^latchkey_process_cpu_seconds_total /m);
+    expect(after).toMatch(/^latchkey_nodejs_eventloop_lag_seconds /m);
+    for (const secret of [user.id, user.email, login.sessionId, login.refresh, login.access]) expect(after).not.toContain(secret);
+  });
+
+  it('group unknown paths under one series instead of one per path', async () => {
+    await t.app.inject('/no/such/path/a1');
+    await t.app.inject('/no/such/path/b2');
+    const text = await scrape();
+    expect(value(text, 'latchkey_http_request_duration_seconds_count{method="GET",route="unmatched",status_code="404"}')).toBeGreaterThanOrEqual(2);
+    expect(text).not.toContain('/no/such/path');
+  });
+
+  it('are not served by the API port, and only GET /metrics on their own', async () => {
+    expect((await t.app.inject('/metrics')).statusCode).toBe(404);
+    expect((await fetch(`${url}/`)).status).toBe(404);
+    expect((await fetch(`${url}/metrics`, { method: 'POST' })).status).toBe(404);
+  });
+
+  it('listen on their own port by default, and not at all with port 0', () => {
+    expect(loadConfig({}).metrics).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(loadConfig({ HOST: '0.0.0.0', LATCHKEY_METRICS_HOST: '10.0.0.5' }).metrics).toEqual({ host: '10.0.0.5', port: 9464 });
+    expect(loadConfig({ LATCHKEY_METRICS_PORT: '0' }).metrics).toBeNull();
+  });
+});
