@@ -61,6 +61,13 @@ function start(script: string, args: string[], env: NodeJS.ProcessEnv, ready: Re
   });
 }
 
+/** CPU seconds (user + system) a process has used so far; Linux only (null elsewhere). */
+async function cpuSeconds(pid: number | undefined): Promise<number | null> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return fields ? (Number(fields[11]) + Number(fields[12])) / 100 : null;
+}
+
 async function startLatchkey(port: number, redisUrl: string, keysDir: string): Promise<string> {
   const origin = `http://127.0.0.1:${port}`;
   const exited = start(
@@ -76,6 +83,8 @@ async function startLatchkey(port: number, redisUrl: string, keysDir: string): P
       LATCHKEY_MAX_SESSIONS_PER_USER: '1000',
       LATCHKEY_HASH_QUEUE: '1000',
       LATCHKEY_HASH_CONCURRENCY: HASHES,
+      // Two instances run side by side; neither needs to serve its metrics.
+      LATCHKEY_METRICS_PORT: '0',
       LATCHKEY_ISSUER: 'http://localhost:3000',
       // As `npm start` and the image run it.
       UV_THREADPOOL_SIZE: '8',
@@ -231,12 +240,24 @@ async function main(): Promise<void> {
   // 3. JWKS against a bare Fastify route serving the same bytes.
   const jwksBody = await (await fetch(`${origin}/.well-known/jwks.json`)).text();
   const bare = (await start('bench/bare-jwks.ts', [jwksBody], process.env, /listening on (http:\/\/\S+)/))[1]!;
+  const [ourPid, barePid] = [children[0]?.pid, children[children.length - 1]?.pid];
+  // Short runs in many pairs: at ~20 000 req/s a few seconds of a noisy neighbour decide a long run.
+  // Server CPU per request is measured too: it barely moves with the load generator or the neighbours.
+  const cpuPerRequest: { latchkey: number[]; bare: number[] } = { latchkey: [], bare: [] };
+  const jwksRun = async (url: string, pid: number | undefined, into: number[]) => {
+    const before = await cpuSeconds(pid);
+    const res = await load({ kind: 'get', origins: [url], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION / 2 });
+    const after = await cpuSeconds(pid);
+    if (before !== null && after !== null && res.requests > 0) into.push(((after - before) * 1e6) / res.requests);
+    return res.rps;
+  };
   const jwks = await paired(
-    RUNS,
-    async () => (await load({ kind: 'get', origins: [origin], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION })).rps,
-    async () => (await load({ kind: 'get', origins: [bare], path: '/.well-known/jwks.json', concurrency: C, durationMs: DURATION })).rps,
+    quick ? 1 : 3 * RUNS,
+    () => jwksRun(origin, ourPid, cpuPerRequest.latchkey),
+    () => jwksRun(bare, barePid, cpuPerRequest.bare),
   );
-  report.jwks = { latchkey: jwks.a, bare: jwks.b, ratio: jwks.ratio };
+  const cpu = cpuPerRequest.latchkey.length > 0 ? { latchkey: figure(cpuPerRequest.latchkey), bare: figure(cpuPerRequest.bare) } : null;
+  report.jwks = { latchkey: jwks.a, bare: jwks.b, ratio: jwks.ratio, cpuMicrosPerRequest: cpu };
 
   // 4. Resource-server verification.
   const verify = await repeat(RUNS, () => micro('verify', String(DURATION)));
@@ -328,8 +349,10 @@ function renderTable(r: Record<string, unknown>): string {
   rows.push(['login req/s', f(login.rps), `argon2id verify/s ${f(login.argon2)}`, n(login.ratio.median), '≥ 0.9']);
   rows.push(['JWKS p99 ms under login load', n(login.jwksP99UnderLogin), `idle ${n(login.jwksP99Idle)}`, n(login.jwksP99UnderLogin / login.jwksP99Idle), '(responsive)']);
   rows.push(['refresh p99 ms under login load', n(login.refreshP99UnderLogin), '', '', '(responsive)']);
-  const jwks = r.jwks as { latchkey: Figure; bare: Figure; ratio: Figure };
+  const jwks = r.jwks as { latchkey: Figure; bare: Figure; ratio: Figure; cpuMicrosPerRequest: { latchkey: Figure; bare: Figure } | null };
   rows.push(['JWKS req/s', f(jwks.latchkey), `bare Fastify ${f(jwks.bare)}`, n(jwks.ratio.median), '≥ 0.9']);
+  const cpu = jwks.cpuMicrosPerRequest;
+  if (cpu) rows.push(['JWKS server CPU µs per request', f(cpu.latchkey), `bare Fastify ${f(cpu.bare)}`, n(cpu.bare.median / cpu.latchkey.median), '(bare ÷ latchkey)']);
   const v = r.verify as Record<string, Figure>;
   rows.push(['verify/s, hot token (latchkey/verifier)', f(v.verifierHot!), `jose jwtVerify ${f(v.joseJwtVerify!)}`, n(v.verifierHot!.median / v.joseJwtVerify!.median), '(published)']);
   rows.push(['verify/s, distinct tokens (latchkey/verifier)', f(v.verifierDistinct!), `node:crypto RS256 verify ${f(v.rawCryptoVerify!)}`, n(v.verifierDistinct!.median / v.rawCryptoVerify!.median), '(published)']);
