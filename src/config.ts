@@ -162,6 +162,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     );
   }
   const e = parsed.data;
+  if (e.LATCHKEY_METRICS_PORT !== 0 && e.LATCHKEY_METRICS_PORT === e.PORT) {
+    throw new ConfigError(['LATCHKEY_METRICS_PORT: must differ from PORT; metrics never share the API port (0 turns them off)']);
+  }
   const port = e.PORT;
   const issuer = (e.LATCHKEY_ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
   const secure = !e.LATCHKEY_COOKIE_INSECURE_DEV;

@@ -8,19 +8,25 @@ import { listenMetrics } from './metrics.js';
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
   const app = await buildApp(config);
+  // Metrics bind first: if their port is taken, the service never starts half-way.
   let metricsServer: Server | undefined;
+  if (config.metrics) {
+    app.latchkey.metrics.collectProcessMetrics();
+    const { host, port } = config.metrics;
+    metricsServer = await listenMetrics(app.latchkey.metrics, host, port).catch((err: Error) => {
+      throw new StartupError(`cannot serve metrics on ${host}:${port} (${err.message}); set LATCHKEY_METRICS_PORT, or 0 to turn them off`);
+    });
+  }
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
-    metricsServer?.close();
-    await app.close();
+    await Promise.all([
+      new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
+      app.close(),
+    ]);
   });
   await app.listen({ host: config.host, port: config.port });
-  if (config.metrics) {
-    app.latchkey.metrics.collectProcessMetrics();
-    metricsServer = await listenMetrics(app.latchkey.metrics, config.metrics.host, config.metrics.port);
-    app.log.info({ metrics: `http://${config.metrics.host}:${config.metrics.port}/metrics` }, 'metrics listening');
-  }
+  if (config.metrics) app.log.info({ metrics: `http://${config.metrics.host}:${config.metrics.port}/metrics` }, 'metrics listening');
   app.log.info(
     { issuer: config.issuer, store: app.latchkey.store.kind, keys: app.latchkey.keys.size, env: config.env },
     'latchkey ready',

@@ -79,5 +79,6 @@ describe('metrics', () => {
     expect(loadConfig({}).metrics).toEqual({ host: '127.0.0.1', port: 9464 });
     expect(loadConfig({ HOST: '0.0.0.0', LATCHKEY_METRICS_HOST: '10.0.0.5' }).metrics).toEqual({ host: '10.0.0.5', port: 9464 });
     expect(loadConfig({ LATCHKEY_METRICS_PORT: '0' }).metrics).toBeNull();
+    expect(() => loadConfig({ PORT: '3000', LATCHKEY_METRICS_PORT: '3000' })).toThrow(/LATCHKEY_METRICS_PORT: must differ from PORT/);
   });
 });

@@ -76,6 +76,8 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), u[2]}
  * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, nonce} | {'invalid'} | {'reused'}.
  */
 export const rotateLua = `${prelude}
+-- The grace value is read back by offsets: hash (16), nonce (22), time.
+if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
 local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a')
 local mk, h = s[1], ARGV[2]
 -- A token not minted for this session (forged from a known session id) changes nothing.

@@ -105,6 +105,28 @@ describe('redis store at rest', () => {
     }
   });
 
+  it('refuses a successor nonce of the wrong length without touching the session', async () => {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const presented = parseRefreshToken(login.refresh)!;
+    const request = {
+      userId: user.id,
+      sessionId: login.sessionId,
+      secretHash: hashSecret(presented.secret),
+      tag: presented.tag,
+      channel: 'body' as const,
+      successorHash: hashSecret('x'),
+      successorNonce: 'too-short',
+      now: Date.now(),
+      refreshTtlMs: 60_000,
+      graceMs: 10_000,
+      userAgent: null,
+      ip: null,
+    };
+    await expect(t.store.rotate(request)).rejects.toThrow(/nonce must be 22 characters/);
+    expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(200);
+  });
+
   it('every key has a TTL except the bounded user record and e-mail index', async () => {
     const user = await register(t.app);
     const login = await loginNative(t.app, user.email);

@@ -12,6 +12,12 @@ describe('random values', () => {
     expect(randomToken(32)).toMatch(/^[A-Za-z0-9_-]{43}$/);
   });
 
+  it('refuse a draw larger than the pool instead of returning fewer bytes', () => {
+    expect(() => randomBytesPooled(4097)).toThrow(RangeError);
+    expect(() => randomToken(0)).toThrow(RangeError);
+    expect(randomBytesPooled(4096)).toHaveLength(4096);
+  });
+
   it('return copies: changing one value does not change the next', () => {
     const a = randomBytesPooled(16);
     const copy = Buffer.from(a);
