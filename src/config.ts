@@ -32,6 +32,18 @@ const basePath = z
     message: 'must be empty or a path like /auth (leading slash, no trailing slash)',
   });
 
+const redisUrl = /^rediss?:\/\/[^\s,]+$/;
+const redisUrls = z
+  .string()
+  .transform((v) => v.split(',').map((u) => u.trim()).filter(Boolean))
+  .refine((urls) => urls.length > 0 && urls.every((u) => redisUrl.test(u)), 'must be comma-separated redis:// or rediss:// URLs');
+
+/** Where Redis is: one node, a master found through Sentinel, or a Cluster. */
+export type RedisTopology =
+  | { url: string }
+  | { sentinel: { sentinels: string[]; master: string; username?: string; password?: string } }
+  | { cluster: { nodes: string[] } };
+
 const schema = z
   .object({
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -78,6 +90,14 @@ const schema = z
       .string()
       .optional()
       .refine((v) => v === undefined || /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+    // Sentinel: the sentinels' URLs (their own credentials in the URL) and the master's name; the master's
+    // credentials come from REDIS_USERNAME / REDIS_PASSWORD.
+    REDIS_SENTINELS: redisUrls.optional(),
+    REDIS_SENTINEL_MASTER: z.string().min(1).optional(),
+    // Cluster: seed nodes; credentials and TLS (rediss://) are taken from the first URL.
+    REDIS_CLUSTER_NODES: redisUrls.optional(),
+    REDIS_USERNAME: z.string().min(1).optional(),
+    REDIS_PASSWORD: z.string().min(1).optional(),
     REDIS_KEY_PREFIX: z.string().max(64).default('lk:'),
     REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   })
@@ -85,7 +105,12 @@ const schema = z
     const prod = env.NODE_ENV === 'production';
     const need = (path: string, message: string) => ctx.addIssue({ code: 'custom', path: [path], message });
     if (prod && !env.LATCHKEY_ISSUER) need('LATCHKEY_ISSUER', 'is required when NODE_ENV=production');
-    if (prod && !env.REDIS_URL) need('REDIS_URL', 'is required when NODE_ENV=production (the embedded store is for development only)');
+    const topologies = [env.REDIS_URL, env.REDIS_SENTINELS, env.REDIS_CLUSTER_NODES].filter((v) => v !== undefined).length;
+    if (prod && topologies === 0) {
+      need('REDIS_URL', 'is required when NODE_ENV=production, or REDIS_SENTINELS or REDIS_CLUSTER_NODES (the embedded store is for development only)');
+    }
+    if (topologies > 1) need('REDIS_URL', 'set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES');
+    if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_MASTER) need('REDIS_SENTINEL_MASTER', 'is required with REDIS_SENTINELS');
     if (prod && env.LATCHKEY_COOKIE_INSECURE_DEV) need('LATCHKEY_COOKIE_INSECURE_DEV', 'must not be set when NODE_ENV=production');
     if (env.LATCHKEY_KEY_ACTIVATION_DELAY !== undefined && env.LATCHKEY_KEY_ACTIVATION_DELAY < env.LATCHKEY_JWKS_MAX_AGE)
       need('LATCHKEY_KEY_ACTIVATION_DELAY', 'must be at least LATCHKEY_JWKS_MAX_AGE, or cached key sets could miss a new key');
@@ -133,7 +158,7 @@ export interface Config {
   hashQueue: number;
   /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
   threadPoolSize: number;
-  redis: { url: string; keyPrefix: string; commandTimeoutMs: number } | null;
+  redis: ({ keyPrefix: string; commandTimeoutMs: number } & RedisTopology) | null;
 }
 
 export class ConfigError extends Error {
@@ -204,8 +229,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     threadPoolSize: e.UV_THREADPOOL_SIZE,
-    redis: e.REDIS_URL
-      ? { url: e.REDIS_URL, keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS }
-      : null,
+    redis: redisConnection(e),
   };
+}
+
+function redisConnection(e: z.infer<typeof schema>): Config['redis'] {
+  const common = { keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS };
+  if (e.REDIS_URL) return { ...common, url: e.REDIS_URL };
+  if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_MASTER) {
+    const { REDIS_USERNAME: username, REDIS_PASSWORD: password } = e;
+    return { ...common, sentinel: { sentinels: e.REDIS_SENTINELS, master: e.REDIS_SENTINEL_MASTER, username, password } };
+  }
+  if (e.REDIS_CLUSTER_NODES) return { ...common, cluster: { nodes: e.REDIS_CLUSTER_NODES } };
+  return null;
 }

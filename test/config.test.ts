@@ -69,4 +69,21 @@ describe('key rotation settings', () => {
     expect(loadConfig({}).keyRetention).toBe(900 + 5 + 60);
     expect(problems({ LATCHKEY_JWKS_MAX_AGE: '300', LATCHKEY_KEY_ACTIVATION_DELAY: '200' })[0]).toMatch(/LATCHKEY_KEY_ACTIVATION_DELAY/);
   });
+  it('takes exactly one Redis topology: a node, Sentinel or Cluster', () => {
+    const prod = { NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.com' };
+    expect(loadConfig({ ...prod, REDIS_CLUSTER_NODES: 'redis://10.0.0.1:7000, redis://10.0.0.2:7000' }).redis).toMatchObject({
+      cluster: { nodes: ['redis://10.0.0.1:7000', 'redis://10.0.0.2:7000'] },
+    });
+    expect(loadConfig({ ...prod, REDIS_SENTINELS: 'redis://s1:26379,redis://s2:26379', REDIS_SENTINEL_MASTER: 'main', REDIS_PASSWORD: 'pw' }).redis).toMatchObject({
+      sentinel: { sentinels: ['redis://s1:26379', 'redis://s2:26379'], master: 'main', password: 'pw' },
+    });
+    expect(problems({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'redis://b:7000' })).toEqual([
+      'REDIS_URL: set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES',
+    ]);
+    expect(problems({ REDIS_SENTINELS: 'redis://s1:26379' })).toEqual(['REDIS_SENTINEL_MASTER: is required with REDIS_SENTINELS']);
+    expect(problems({ REDIS_CLUSTER_NODES: 'redis://a:7000,http://b:7000' })).toEqual([
+      'REDIS_CLUSTER_NODES: must be comma-separated redis:// or rediss:// URLs',
+    ]);
+    expect(problems(prod)[0]).toMatch(/^REDIS_URL: is required when NODE_ENV=production, or REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
+  });
 });

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import type { RedisTopology } from '../config.js';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { encodeFact, isActiveLua, keyNames, type RevocationFact } from '../verifier/protocol.js';
@@ -45,12 +46,11 @@ const k = {
   email: (email: string) => `e:${createHash('sha256').update(email).digest('base64url')}`,
 };
 
-export interface RedisStoreOptions {
-  url: string;
+export type RedisStoreOptions = RedisTopology & {
   keyPrefix: string;
   commandTimeoutMs: number;
   logger: Logger;
-}
+};
 
 /**
  * ioredis settings chosen for an auth store:
@@ -75,14 +75,58 @@ export function redisOptions(o: Pick<RedisStoreOptions, 'keyPrefix' | 'commandTi
   };
 }
 
+/**
+ * One node, a master found through Sentinel (ioredis follows failovers), or a Cluster. Every key of a
+ * user shares one hash tag, so each script runs on one Cluster node; the e-mail index has its own slot
+ * and is only ever used by single-key commands.
+ */
+export function connectRedis(o: RedisStoreOptions): Redis | Cluster {
+  const options = redisOptions(o);
+  if ('url' in o) return new Redis(o.url, options);
+  if ('sentinel' in o) {
+    const first = new URL(o.sentinel.sentinels[0]!);
+    return new Redis({
+      ...options,
+      sentinels: o.sentinel.sentinels.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port || 26379) })),
+      name: o.sentinel.master,
+      sentinelUsername: decodeURIComponent(first.username) || undefined,
+      sentinelPassword: decodeURIComponent(first.password) || undefined,
+      username: o.sentinel.username,
+      password: o.sentinel.password,
+      enableTLSForSentinelMode: first.protocol === 'rediss:',
+    });
+  }
+  const first = new URL(o.cluster.nodes[0]!);
+  const { keyPrefix, enableOfflineQueue, lazyConnect, enableAutoPipelining, ...perNode } = options;
+  return new Cluster(
+    o.cluster.nodes.map((u) => ({ host: new URL(u).hostname, port: Number(new URL(u).port || 6379) })),
+    {
+      keyPrefix,
+      enableOfflineQueue,
+      lazyConnect,
+      enableAutoPipelining,
+      clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 2000),
+      redisOptions: {
+        ...perNode,
+        username: decodeURIComponent(first.username) || undefined,
+        password: decodeURIComponent(first.password) || undefined,
+        tls: first.protocol === 'rediss:' ? {} : undefined,
+      },
+    },
+  );
+}
+
 export class RedisStore implements Store {
   readonly kind = 'redis';
-  readonly client: Redis;
+  readonly client: Redis | Cluster;
+  /** Prepended to every key (REDIS_KEY_PREFIX). */
+  readonly keyPrefix: string;
   private readonly log: Logger;
 
   constructor(options: RedisStoreOptions) {
     this.log = options.logger;
-    this.client = new Redis(options.url, redisOptions(options));
+    this.keyPrefix = options.keyPrefix;
+    this.client = connectRedis(options);
     for (const [name, def] of Object.entries(scripts)) this.client.defineCommand(name, def);
     this.client.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'redis connection error'));
   }

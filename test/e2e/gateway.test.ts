@@ -54,7 +54,7 @@ describe('resource servers and gateways see revocations', () => {
   beforeAll(async () => {
     const test = await createTestStore('redis', 'gateway');
     dispose = test.dispose;
-    prefix = (test.store as RedisStore).client.options.keyPrefix!;
+    prefix = (test.store as RedisStore).keyPrefix;
     t = await buildTestApp('redis', {}, { store: test.store, clock: Date.now });
     await t.app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;

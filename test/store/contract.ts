@@ -26,14 +26,14 @@ interface Held {
 }
 
 /** The storage contract, run against every implementation. */
-export function storeContract(kind: StoreKind): void {
-  describe(`${kind} store contract`, () => {
+export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = () => createTestStore(kind, 'contract'), label: string = kind): void {
+  describe(`${label} store contract`, () => {
     let t: TestStore;
     let store: Store;
     const T0 = Date.now();
 
     beforeAll(async () => {
-      t = await createTestStore(kind, 'contract');
+      t = await open();
       store = t.store;
     });
     afterAll(async () => t.dispose());

@@ -14,7 +14,7 @@ storeContract('redis');
 
 /** Everything stored under the app's key prefix, as raw bytes, with each key's TTL. */
 async function dump(t: TestApp) {
-  const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+  const prefix = (t.store as RedisStore).keyPrefix;
   const raw = new Redis(testRedisUrl());
   try {
     const keys: string[] = [];
@@ -71,7 +71,7 @@ describe('redis store at rest', () => {
     const ua = 'Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1 extra extra extra';
     const login = await loginNative(t.app, user.email, undefined, { 'user-agent': ua });
     await post(t.app, '/refresh', { refresh_token: login.refresh }, { 'user-agent': ua });
-    const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+    const prefix = (t.store as RedisStore).keyPrefix;
     const raw = new Redis(testRedisUrl());
     try {
       const key = `${prefix}{${user.id}}:s:${login.sessionId}`;
@@ -90,7 +90,7 @@ describe('redis store at rest', () => {
     const login = await loginNative(t.app, user.email);
     const res = await refreshNative(t.app, login.refresh);
     expect(res.statusCode).toBe(200);
-    const prefix = (t.store as RedisStore).client.options.keyPrefix!;
+    const prefix = (t.store as RedisStore).keyPrefix;
     const spentHash = hashSecret(parseRefreshToken(login.refresh)!.secret);
     const raw = new Redis(testRedisUrl());
     try {

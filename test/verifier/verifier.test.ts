@@ -27,7 +27,7 @@ async function environment() {
   const redis = await startRedisServer();
   const test = await createTestStore('redis', 'verifier', redis.url);
   const t = await buildTestApp('redis', {}, { store: test.store, clock: Date.now });
-  const prefix = (test.store as RedisStore).client.options.keyPrefix!;
+  const prefix = (test.store as RedisStore).keyPrefix;
   const jwks = createLocalJWKSet((await t.app.inject('/.well-known/jwks.json')).json() as JSONWebKeySet);
   const clients: Redis[] = [];
   const verifiers: Verifier[] = [];

@@ -1,0 +1,112 @@
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RedisTopology } from '../../src/config.js';
+import { RedisStore } from '../../src/store/redis-store.js';
+import { newUserId } from '../../src/tokens/refresh-token.js';
+import { buildTestApp, silentLogger, type TestStore } from '../helpers/app.js';
+import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
+import { uniquePrefix } from '../support/redis.js';
+import { startRedisCluster, startRedisSentinel, type ClusterHandle, type SentinelHandle } from '../support/redis-topologies.js';
+import { storeContract } from './contract.js';
+
+async function open(topology: () => RedisTopology): Promise<TestStore & { store: RedisStore }> {
+  const store = new RedisStore({ ...topology(), keyPrefix: uniquePrefix('topology'), commandTimeoutMs: 2000, logger: silentLogger() });
+  expect(await store.connect(10_000)).toBe(true);
+  return { store, dispose: () => store.close() };
+}
+
+/** The whole login → refresh → revoke flow through the app, on the given store. */
+async function flowWorks(store: RedisStore): Promise<void> {
+  const t = await buildTestApp('redis', {}, { store });
+  try {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const refreshed = await refreshNative(t.app, login.refresh);
+    expect(refreshed.statusCode).toBe(200);
+    expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(200); // grace
+    const sessions = await t.app.inject({ url: '/sessions', headers: bearer(login.access) });
+    expect(sessions.json()).toHaveLength(1);
+    expect((await post(t.app, '/logout-all', undefined, bearer(login.access))).statusCode).toBe(204);
+    expect((await refreshNative(t.app, (refreshed.json() as { refresh_token: string }).refresh_token)).statusCode).toBe(401);
+  } finally {
+    await t.close();
+  }
+}
+
+describe('on a Redis Cluster', () => {
+  let cluster: ClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 60_000);
+  afterAll(async () => cluster?.stop());
+
+  storeContract('redis', () => open(() => ({ cluster: { nodes: cluster.nodes } })), 'Redis Cluster');
+
+  it('runs every flow with users spread over the nodes, each user in one slot', async () => {
+    const { store, dispose } = await open(() => ({ cluster: { nodes: cluster.nodes } }));
+    try {
+      await flowWorks(store);
+      // A real cluster: users land on more than one node, every key of one user on the same node.
+      const holders = new Set<number>();
+      for (let i = 0; i < 12; i++) {
+        const id = newUserId();
+        await store.createUser({ id, email: `${id}@example.com`, passwordHash: 'h', roles: [], disabled: false, createdAt: 0, revokedAfter: 0 });
+        for (const [n, url] of cluster.nodes.entries()) {
+          const node = new Redis(url);
+          if ((await node.call('CLUSTER', 'COUNTKEYSINSLOT', String(await node.call('CLUSTER', 'KEYSLOT', `${store.keyPrefix}{${id}}:u`)))) === 1) holders.add(n);
+          node.disconnect();
+        }
+      }
+      expect(holders.size).toBeGreaterThan(1);
+    } finally {
+      await dispose();
+    }
+  });
+});
+
+describe('through Redis Sentinel', () => {
+  let sentinel: SentinelHandle;
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel();
+  }, 60_000);
+  afterAll(async () => sentinel?.stop());
+
+  const topology = (): RedisTopology => ({ sentinel: { sentinels: [sentinel.sentinelUrl], master: sentinel.name } });
+  storeContract('redis', () => open(topology), 'Redis Sentinel');
+
+  it('follows a failover: refreshes answer 503 while the master is gone, never 401, then work on the promoted replica', { timeout: 60_000 }, async () => {
+    const { store, dispose } = await open(topology);
+    const t = await buildTestApp('redis', {}, { store });
+    try {
+      const user = await register(t.app);
+      const login = await loginNative(t.app, user.email);
+      // Replication is asynchronous; make sure the session reached the replica before the master dies.
+      const master = new Redis(sentinel.master.url);
+      expect(await master.call('WAIT', '1', '5000')).toBe(1);
+      master.disconnect();
+      await sentinel.master.kill();
+
+      let token = login.refresh;
+      const statuses = new Set<number>();
+      const deadline = Date.now() + 30_000;
+      while (Date.now() < deadline) {
+        const res = await refreshNative(t.app, token);
+        statuses.add(res.statusCode);
+        if (res.statusCode === 200) {
+          token = (res.json() as { refresh_token: string }).refresh_token;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      expect([...statuses].filter((s) => s !== 200 && s !== 503)).toEqual([]);
+      expect(statuses.has(200)).toBe(true);
+      expect((await refreshNative(t.app, token)).statusCode).toBe(200);
+      const replica = new Redis(sentinel.replica.url);
+      expect(await replica.info('replication')).toMatch(/role:master/);
+      replica.disconnect();
+    } finally {
+      await t.close();
+      await dispose();
+    }
+  });
+});
