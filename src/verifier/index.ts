@@ -49,7 +49,10 @@ export type Decision = 'accepted' | VerifyErrorCode;
 /** The subset of an ioredis client the verifier uses. Pass a client without a `keyPrefix`. */
 export interface RedisClientLike {
   call(command: string, ...args: Array<string | number>): Promise<unknown>;
-  duplicate(override?: { enableOfflineQueue?: boolean }): RedisClientLike;
+  /** ioredis: `duplicate(options)` on a Redis client, `duplicate(startupNodes, options)` on a Cluster. */
+  duplicate(first?: unknown, second?: unknown): RedisClientLike;
+  /** Set by ioredis on Cluster clients. */
+  isCluster?: boolean;
   disconnect(): void;
   on(event: 'error', listener: (err: Error) => void): unknown;
   options?: { keyPrefix?: string };
@@ -299,7 +302,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       try {
         if (!reader) {
           // The stream reader blocks its connection, so it gets its own; it may queue while connecting.
-          reader = redis!.duplicate({ enableOfflineQueue: true });
+          reader = redis!.isCluster ? redis!.duplicate([], { enableOfflineQueue: true }) : redis!.duplicate({ enableOfflineQueue: true });
           reader.on('error', () => undefined);
         }
         if (needResync) {

@@ -1,8 +1,10 @@
-import { Redis } from 'ioredis';
+import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisTopology } from '../../src/config.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { newUserId } from '../../src/tokens/refresh-token.js';
+import { createVerifier, VerifyError } from '../../src/verifier/index.js';
 import { buildTestApp, silentLogger, type TestStore } from '../helpers/app.js';
 import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { uniquePrefix } from '../support/redis.js';
@@ -59,6 +61,45 @@ describe('on a Redis Cluster', () => {
       }
       expect(holders.size).toBeGreaterThan(1);
     } finally {
+      await dispose();
+    }
+  });
+});
+
+describe('latchkey/verifier on a Redis Cluster', () => {
+  let cluster: ClusterHandle;
+  beforeAll(async () => {
+    cluster = await startRedisCluster();
+  }, 60_000);
+  afterAll(async () => cluster?.stop());
+
+  it('checks first sight and follows revocations through a Cluster client', async () => {
+    const { store, dispose } = await open(() => ({ cluster: { nodes: cluster.nodes } }));
+    const t = await buildTestApp('redis', {}, { store, clock: Date.now });
+    const client = new Cluster(cluster.nodes.map((u) => ({ host: '127.0.0.1', port: Number(new URL(u).port) })), { enableOfflineQueue: false });
+    client.on('error', () => undefined);
+    const jwks = createLocalJWKSet((await t.app.inject('/.well-known/jwks.json')).json() as JSONWebKeySet);
+    const verifier = createVerifier({ issuer: t.config.issuer, audience: t.config.audience, getKey: jwks, redis: client, keyPrefix: store.keyPrefix });
+    try {
+      await verifier.ready();
+      const user = await register(t.app);
+      const login = await loginNative(t.app, user.email);
+      expect((await verifier.verify(login.access)).sub).toBe(user.id);
+      expect((await post(t.app, '/logout', { refresh_token: login.refresh }, bearer(login.access))).statusCode).toBe(204);
+      const deadline = Date.now() + 3000;
+      let code = 'accepted';
+      while (code === 'accepted' && Date.now() < deadline) {
+        code = await verifier.verify(login.access).then(
+          () => 'accepted',
+          (err: unknown) => (err instanceof VerifyError ? err.code : String(err)),
+        );
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(code).toBe('revoked');
+    } finally {
+      await verifier.close();
+      client.disconnect();
+      await t.close();
       await dispose();
     }
   });
