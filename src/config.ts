@@ -98,6 +98,10 @@ const schema = z
     REDIS_CLUSTER_NODES: redisUrls.optional(),
     REDIS_USERNAME: z.string().min(1).optional(),
     REDIS_PASSWORD: z.string().min(1).optional(),
+    // Revocations are confirmed (2xx) only once this many replicas hold them, so a failover cannot
+    // revive a revoked session; 0 does not wait. Not with Cluster.
+    REDIS_REPLICAS_TO_ACK: z.coerce.number().int().min(0).max(16).default(0),
+    REDIS_REPLICA_ACK_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(500),
     REDIS_KEY_PREFIX: z.string().max(64).default('lk:'),
     REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
   })
@@ -111,6 +115,7 @@ const schema = z
     }
     if (topologies > 1) need('REDIS_URL', 'set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES');
     if (env.REDIS_SENTINELS && !env.REDIS_SENTINEL_MASTER) need('REDIS_SENTINEL_MASTER', 'is required with REDIS_SENTINELS');
+    if (env.REDIS_CLUSTER_NODES && env.REDIS_REPLICAS_TO_ACK > 0) need('REDIS_REPLICAS_TO_ACK', 'is not supported with REDIS_CLUSTER_NODES');
     if (prod && env.LATCHKEY_COOKIE_INSECURE_DEV) need('LATCHKEY_COOKIE_INSECURE_DEV', 'must not be set when NODE_ENV=production');
     if (env.LATCHKEY_KEY_ACTIVATION_DELAY !== undefined && env.LATCHKEY_KEY_ACTIVATION_DELAY < env.LATCHKEY_JWKS_MAX_AGE)
       need('LATCHKEY_KEY_ACTIVATION_DELAY', 'must be at least LATCHKEY_JWKS_MAX_AGE, or cached key sets could miss a new key');
@@ -158,7 +163,7 @@ export interface Config {
   hashQueue: number;
   /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
   threadPoolSize: number;
-  redis: ({ keyPrefix: string; commandTimeoutMs: number } & RedisTopology) | null;
+  redis: ({ keyPrefix: string; commandTimeoutMs: number; replicasToAck: number; replicaAckTimeoutMs: number } & RedisTopology) | null;
 }
 
 export class ConfigError extends Error {
@@ -234,7 +239,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 }
 
 function redisConnection(e: z.infer<typeof schema>): Config['redis'] {
-  const common = { keyPrefix: e.REDIS_KEY_PREFIX, commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS };
+  const common = {
+    keyPrefix: e.REDIS_KEY_PREFIX,
+    commandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    replicasToAck: e.REDIS_REPLICAS_TO_ACK,
+    replicaAckTimeoutMs: e.REDIS_REPLICA_ACK_TIMEOUT_MS,
+  };
   if (e.REDIS_URL) return { ...common, url: e.REDIS_URL };
   if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_MASTER) {
     const { REDIS_USERNAME: username, REDIS_PASSWORD: password } = e;

@@ -84,6 +84,10 @@ describe('key rotation settings', () => {
     expect(problems({ REDIS_CLUSTER_NODES: 'redis://a:7000,http://b:7000' })).toEqual([
       'REDIS_CLUSTER_NODES: must be comma-separated redis:// or rediss:// URLs',
     ]);
+    expect(problems({ REDIS_CLUSTER_NODES: 'redis://a:7000', REDIS_REPLICAS_TO_ACK: '1' })).toEqual([
+      'REDIS_REPLICAS_TO_ACK: is not supported with REDIS_CLUSTER_NODES',
+    ]);
+    expect(loadConfig({ REDIS_URL: 'redis://a:6379', REDIS_REPLICAS_TO_ACK: '1' }).redis).toMatchObject({ replicasToAck: 1, replicaAckTimeoutMs: 500 });
     expect(problems(prod)[0]).toMatch(/^REDIS_URL: is required when NODE_ENV=production, or REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
   });
 });

@@ -189,6 +189,9 @@ export class MemoryStore implements Store {
     return !!u && !u.disabled;
   }
 
+  /** One process, no replicas: nothing to wait for. */
+  async confirmRevocations(): Promise<void> {}
+
   async ping(): Promise<void> {}
 
   async close(): Promise<void> {

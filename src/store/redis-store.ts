@@ -46,7 +46,12 @@ const k = {
   email: (email: string) => `e:${createHash('sha256').update(email).digest('base64url')}`,
 };
 
-export type RedisStoreOptions = RedisConnectionOptions & { logger: Logger };
+export type RedisStoreOptions = RedisConnectionOptions & {
+  logger: Logger;
+  /** Replicas that must hold a revocation before it is confirmed (0: do not wait). Not with Cluster. */
+  replicasToAck?: number;
+  replicaAckTimeoutMs?: number;
+};
 
 export class RedisStore implements Store {
   readonly kind = 'redis';
@@ -54,6 +59,11 @@ export class RedisStore implements Store {
   /** Prepended to every key (REDIS_KEY_PREFIX). */
   readonly keyPrefix: string;
   private readonly log: Logger;
+  /**
+   * A connection of its own for WAIT, which blocks the connection it runs on: waiting for replicas must
+   * not hold up every other request's commands.
+   */
+  private readonly acks: { client: Redis; replicas: number; timeoutMs: number } | null;
 
   constructor(options: RedisStoreOptions) {
     this.log = options.logger;
@@ -61,6 +71,11 @@ export class RedisStore implements Store {
     this.client = connectRedis(options);
     for (const [name, def] of Object.entries(scripts)) this.client.defineCommand(name, def);
     this.client.on('error', (err: Error) => this.log.warn({ err: { message: err.message } }, 'redis connection error'));
+    const replicas = options.replicasToAck ?? 0;
+    if (replicas > 0 && 'cluster' in options) throw new Error('waiting for replicas is not supported with Redis Cluster');
+    const acks = replicas > 0 ? connectRedis(options) : null;
+    acks?.on('error', () => undefined); // reported through the main client
+    this.acks = acks ? { client: acks as Redis, replicas, timeoutMs: options.replicaAckTimeoutMs ?? 500 } : null;
   }
 
   /**
@@ -69,7 +84,7 @@ export class RedisStore implements Store {
    */
   async connect(timeoutMs = 5000): Promise<boolean> {
     const ready = new Promise<void>((resolve, reject) => {
-      this.client.connect().then(resolve, reject);
+      Promise.all([this.client.connect(), this.acks?.client.connect()]).then(() => resolve(), reject);
       setTimeout(() => reject(new Error('timed out')), timeoutMs).unref();
     });
     try {
@@ -265,12 +280,32 @@ export class RedisStore implements Store {
     if (!results || failed) throw new StoreUnavailableError(`redis publish failed: ${failed?.[0]?.message ?? 'aborted'}`);
   }
 
+  /**
+   * Confirms that every revocation made before this call is on `replicasToAck` replicas, so a failover
+   * cannot bring it back (PRODUCT.md: lost data must not revive a revoked token). Writes a marker on the
+   * acks connection and WAITs for it: the master applied the revocation before the marker, replicas apply
+   * the stream in order, so a replica holding the marker holds the revocation. Throws
+   * StoreUnavailableError (503) when too few replicas answer in time; revoking again is harmless.
+   */
+  async confirmRevocations(): Promise<void> {
+    if (!this.acks) return;
+    const { client, replicas, timeoutMs } = this.acks;
+    const acked = await this.run('confirmRevocations', async () => {
+      await client.set('acks', String(Date.now()), 'PX', 60_000);
+      return Number(await client.call('WAIT', String(replicas), String(timeoutMs)));
+    });
+    if (acked < replicas) {
+      throw new StoreUnavailableError(`revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms`);
+    }
+  }
+
   async ping(): Promise<void> {
     await this.run('ping', () => this.client.ping());
   }
 
   async close(): Promise<void> {
     this.client.disconnect();
+    this.acks?.client.disconnect();
   }
 }
 

@@ -136,6 +136,11 @@ export interface Store {
   /** Is an access token with these claims still good: not deny-listed, session live, user enabled. */
   isAccessTokenActive(claims: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean>;
 
+  /**
+   * Resolves once every revocation made so far survives a failover (Redis: held by the configured number
+   * of replicas); throws StoreUnavailableError otherwise. A store without replicas resolves at once.
+   */
+  confirmRevocations(): Promise<void>;
   /** Throws StoreUnavailableError unless the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

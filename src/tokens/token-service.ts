@@ -187,6 +187,10 @@ export class TokenService {
       );
       this.emit({ type: 'refresh_token_reused', userId: presented.userId, sessionId: presented.sessionId, ip: ctx.ip });
       await this.announce(now, [{ type: 'sid', uid: presented.userId, sid: presented.sessionId, exp: now + this.deps.factTtlMs }]);
+      // The presenter is refused either way; a revocation that may not survive a failover is worth an alert.
+      await this.store.confirmRevocations().catch((err: Error) =>
+        this.log.error({ sessionId: presented.sessionId, reason: err.message }, 'reuse revocation not confirmed by replicas'),
+      );
       throw invalidGrant();
     }
     if (result.status === 'invalid') throw invalidGrant();
@@ -238,6 +242,9 @@ export class TokenService {
       facts.push({ type: 'sid', uid: presented.userId, sid: presented.sessionId, exp: now + this.deps.factTtlMs });
     }
     await this.announce(now, facts);
+    // Also when nothing was left to revoke: a retry after a 503 must not succeed before the first attempt's
+    // revocation is safe.
+    await this.store.confirmRevocations();
   }
 
   /** Revokes every session of the user; every access token issued so far carries one of their ids. */
@@ -248,6 +255,7 @@ export class TokenService {
     this.emit({ type: 'user_sessions_revoked', userId: claims.sub, revokedAfter: now, sessionIds });
     const exp = now + this.deps.factTtlMs;
     await this.announce(now, sessionIds.map((sid) => ({ type: 'sid' as const, uid: claims.sub, sid, exp })));
+    await this.store.confirmRevocations();
   }
 
   /** Disables an account: no new logins, every session and access token revoked. */
@@ -258,6 +266,7 @@ export class TokenService {
     this.emit({ type: 'user_sessions_revoked', userId, revokedAfter: now, sessionIds });
     const exp = now + this.deps.factTtlMs;
     await this.announce(now, sessionIds.map((sid) => ({ type: 'sid' as const, uid: userId, sid, exp })));
+    await this.store.confirmRevocations();
   }
 
   /** Bearer authentication for latchkey's own endpoints: signature and claims, then revocation state. */
@@ -297,12 +306,14 @@ export class TokenService {
   /** Only the caller's own sessions are reachable: the store looks the id up under the caller's user. */
   async revokeSession(claims: AccessClaims, sessionId: string): Promise<void> {
     if (!(await this.store.revokeSession(claims.sub, sessionId))) {
+      await this.store.confirmRevocations(); // a retry after a 503 finds nothing, but must still wait
       throw new ApiError('not_found', 'No such session.');
     }
     this.log.info({ userId: claims.sub, sessionId }, 'session revoked by its user');
     this.emit({ type: 'session_revoked', userId: claims.sub, sessionId, reason: 'user_request' });
     const now = this.now();
     await this.announce(now, [{ type: 'sid', uid: claims.sub, sid: sessionId, exp: now + this.deps.factTtlMs }]);
+    await this.store.confirmRevocations();
   }
 
   /**

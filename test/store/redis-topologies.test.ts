@@ -151,3 +151,63 @@ describe('through Redis Sentinel', () => {
     }
   });
 });
+
+describe('with REDIS_REPLICAS_TO_ACK, a confirmed revocation survives a Sentinel failover', () => {
+  let sentinel: SentinelHandle;
+  beforeAll(async () => {
+    sentinel = await startRedisSentinel();
+  }, 60_000);
+  afterAll(async () => sentinel?.stop());
+
+  it('logout answers 503 until a replica holds it; retried after a failover that lost it, it revokes again', { timeout: 90_000 }, async () => {
+    const keyPrefix = uniquePrefix('acks');
+    const store = new RedisStore({
+      sentinel: { sentinels: [sentinel.sentinelUrl], master: sentinel.name },
+      keyPrefix,
+      commandTimeoutMs: 2000,
+      logger: silentLogger(),
+      replicasToAck: 1,
+      replicaAckTimeoutMs: 300,
+    });
+    expect(await store.connect(10_000)).toBe(true);
+    const t = await buildTestApp('redis', {}, { store });
+    try {
+      const user = await register(t.app);
+      const first = await loginNative(t.app, user.email);
+      expect((await post(t.app, '/logout', { refresh_token: first.refresh })).statusCode).toBe(204);
+
+      const second = await loginNative(t.app, user.email);
+      const sessionKey = `${keyPrefix}{${user.id}}:s:${second.sessionId}`;
+      const master = new Redis(sentinel.master.url);
+      expect(await master.call('WAIT', '1', '5000')).toBe(1); // the session itself is on the replica
+      // Replication breaks: the replica hangs and the master drops the link, so nothing more reaches it.
+      await sentinel.replica.pause();
+      await master.call('CLIENT', 'KILL', 'TYPE', 'replica');
+      master.disconnect();
+      expect((await post(t.app, '/logout', { refresh_token: second.refresh })).statusCode).toBe(503);
+      // The master revoked the session, the replica never heard of it, and the master dies.
+      await sentinel.master.kill();
+      await sentinel.replica.resume();
+      const promoted = new Redis(sentinel.replica.url);
+      const deadline = Date.now() + 30_000;
+      while (!(await promoted.info('replication')).includes('role:master') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await promoted.exists(sessionKey)).toBe(1); // the lost write: the session is back
+      promoted.disconnect();
+      // The old master returns and Sentinel makes it a replica, so revocations can be confirmed again.
+      await sentinel.master.restart();
+
+      let status = 0;
+      const retryUntil = Date.now() + 40_000;
+      while (status !== 204 && Date.now() < retryUntil) {
+        status = (await post(t.app, '/logout', { refresh_token: second.refresh })).statusCode;
+        expect([204, 503]).toContain(status);
+        if (status !== 204) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(status).toBe(204);
+      expect((await refreshNative(t.app, second.refresh)).statusCode).toBe(401);
+    } finally {
+      await t.close();
+      await store.close();
+    }
+  });
+});
