@@ -8,7 +8,7 @@ import { createVerifier, VerifyError } from '../../src/verifier/index.js';
 import { buildTestApp, silentLogger, type TestStore } from '../helpers/app.js';
 import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { uniquePrefix } from '../support/redis.js';
-import { startRedisCluster, startRedisSentinel, type ClusterHandle, type SentinelHandle } from '../support/redis-topologies.js';
+import { startRedisCluster, startRedisSentinel, type SentinelHandle } from '../support/redis-topologies.js';
 import { storeContract } from './contract.js';
 
 async function open(topology: () => RedisTopology): Promise<TestStore & { store: RedisStore }> {
@@ -35,17 +35,24 @@ async function flowWorks(store: RedisStore): Promise<void> {
   }
 }
 
-describe('on a Redis Cluster', () => {
-  let cluster: ClusterHandle;
+/** Starts `start()` before the enclosing describe's tests and stops it after them. */
+function serversFor<T extends { stop(): Promise<void> }>(start: () => Promise<T>): () => T {
+  let handle: T | undefined;
   beforeAll(async () => {
-    cluster = await startRedisCluster();
+    handle = await start();
   }, 60_000);
-  afterAll(async () => cluster?.stop());
+  afterAll(async () => handle?.stop());
+  return () => handle!;
+}
 
-  storeContract('redis', () => open(() => ({ cluster: { nodes: cluster.nodes } })), 'Redis Cluster');
+describe('on a Redis Cluster', () => {
+  const servers = serversFor(startRedisCluster);
+  const topology = (): RedisTopology => ({ cluster: { nodes: servers().nodes } });
+
+  storeContract('redis', () => open(topology), 'Redis Cluster');
 
   it('runs every flow with users spread over the nodes, each user in one slot', async () => {
-    const { store, dispose } = await open(() => ({ cluster: { nodes: cluster.nodes } }));
+    const { store, dispose } = await open(topology);
     try {
       await flowWorks(store);
       // A real cluster: users land on more than one node, every key of one user on the same node.
@@ -53,7 +60,7 @@ describe('on a Redis Cluster', () => {
       for (let i = 0; i < 12; i++) {
         const id = newUserId();
         await store.createUser({ id, email: `${id}@example.com`, passwordHash: 'h', roles: [], disabled: false, createdAt: 0, revokedAfter: 0 });
-        for (const [n, url] of cluster.nodes.entries()) {
+        for (const [n, url] of servers().nodes.entries()) {
           const node = new Redis(url);
           if ((await node.call('CLUSTER', 'COUNTKEYSINSLOT', String(await node.call('CLUSTER', 'KEYSLOT', `${store.keyPrefix}{${id}}:u`)))) === 1) holders.add(n);
           node.disconnect();
@@ -64,19 +71,11 @@ describe('on a Redis Cluster', () => {
       await dispose();
     }
   });
-});
 
-describe('latchkey/verifier on a Redis Cluster', () => {
-  let cluster: ClusterHandle;
-  beforeAll(async () => {
-    cluster = await startRedisCluster();
-  }, 60_000);
-  afterAll(async () => cluster?.stop());
-
-  it('checks first sight and follows revocations through a Cluster client', async () => {
-    const { store, dispose } = await open(() => ({ cluster: { nodes: cluster.nodes } }));
+  it('latchkey/verifier checks first sight and follows revocations through a Cluster client', async () => {
+    const { store, dispose } = await open(topology);
     const t = await buildTestApp('redis', {}, { store, clock: Date.now });
-    const client = new Cluster(cluster.nodes.map((u) => ({ host: '127.0.0.1', port: Number(new URL(u).port) })), { enableOfflineQueue: false });
+    const client = new Cluster(servers().nodes.map((u) => ({ host: '127.0.0.1', port: Number(new URL(u).port) })), { enableOfflineQueue: false });
     client.on('error', () => undefined);
     const jwks = createLocalJWKSet((await t.app.inject('/.well-known/jwks.json')).json() as JSONWebKeySet);
     const verifier = createVerifier({ issuer: t.config.issuer, audience: t.config.audience, getKey: jwks, redis: client, keyPrefix: store.keyPrefix });
@@ -105,17 +104,15 @@ describe('latchkey/verifier on a Redis Cluster', () => {
   });
 });
 
-describe('through Redis Sentinel', () => {
-  let sentinel: SentinelHandle;
-  beforeAll(async () => {
-    sentinel = await startRedisSentinel();
-  }, 60_000);
-  afterAll(async () => sentinel?.stop());
+const sentinelTopology = (s: SentinelHandle): RedisTopology => ({ sentinel: { sentinels: [s.sentinelUrl], master: s.name } });
 
-  const topology = (): RedisTopology => ({ sentinel: { sentinels: [sentinel.sentinelUrl], master: sentinel.name } });
+describe('through Redis Sentinel', () => {
+  const servers = serversFor(startRedisSentinel);
+  const topology = () => sentinelTopology(servers());
   storeContract('redis', () => open(topology), 'Redis Sentinel');
 
   it('follows a failover: refreshes answer 503 while the master is gone, never 401, then work on the promoted replica', { timeout: 60_000 }, async () => {
+    const sentinel = servers();
     const { store, dispose } = await open(topology);
     const t = await buildTestApp('redis', {}, { store });
     try {
@@ -153,16 +150,13 @@ describe('through Redis Sentinel', () => {
 });
 
 describe('with REDIS_REPLICAS_TO_ACK, a confirmed revocation survives a Sentinel failover', () => {
-  let sentinel: SentinelHandle;
-  beforeAll(async () => {
-    sentinel = await startRedisSentinel();
-  }, 60_000);
-  afterAll(async () => sentinel?.stop());
+  const servers = serversFor(startRedisSentinel);
 
   it('logout answers 503 until a replica holds it; retried after a failover that lost it, it revokes again', { timeout: 90_000 }, async () => {
+    const sentinel = servers();
     const keyPrefix = uniquePrefix('acks');
     const store = new RedisStore({
-      sentinel: { sentinels: [sentinel.sentinelUrl], master: sentinel.name },
+      ...sentinelTopology(sentinel),
       keyPrefix,
       commandTimeoutMs: 2000,
       logger: silentLogger(),
