@@ -1,13 +1,14 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
-import { Accounts } from './accounts.js';
+import { Accounts } from './accounts/accounts.js';
+import { PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
 import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
+import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
-import { PasswordHasher } from './passwords.js';
 import { accountRoutes } from './routes/accounts.js';
 import { metaRoutes } from './routes/meta.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -17,7 +18,9 @@ import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
-import { TokenService, type AuthEvent } from './tokens/token-service.js';
+import { BearerAuth } from './tokens/bearer.js';
+import { TokenIssuer } from './tokens/issuer.js';
+import { Revocations } from './tokens/revocation.js';
 
 export interface AppOverrides {
   /** A store to use instead of the configured one (the app will not close it). */
@@ -31,10 +34,20 @@ export interface AppOverrides {
 export interface AppServices {
   store: Store;
   keys: KeyStore;
-  tokens: TokenService;
+  events: EventBus;
+  issuer: TokenIssuer;
+  revocations: Revocations;
+  bearer: BearerAuth;
   accounts: Accounts;
   metrics: Metrics;
 }
+
+/**
+ * Margin for clock drift between instances and verifiers, in seconds. A revocation fact, a deny-list
+ * entry or a cached decision must outlive the latest moment any checker still accepts the token:
+ * `exp` + the allowed skew + this margin (PRODUCT.md "Revocation that resource servers can see").
+ */
+export const CLOCK_DRIFT_MARGIN_SECONDS = 30;
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -71,31 +84,35 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     );
   }
 
-  const store = overrides.store ?? (await openStore(config, logger));
+  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
+  const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
   const metrics = new Metrics({ hasher, keys, clock });
+  const events = new EventBus(logger);
+  events.on((event) => metrics.event(event));
+  if (overrides.onEvent) events.on(overrides.onEvent);
   const access = new AccessTokens(keys, {
     issuer: config.issuer,
     audience: config.audience,
     ttlSeconds: config.accessTokenTtl,
     clockSkewSeconds: config.clockSkew,
   });
-  const tokens = new TokenService({
+  const log = logger;
+  const revocations = new Revocations({
     store,
-    hasher,
-    access,
+    events,
     clock,
-    log: logger,
+    log,
+    horizonMs,
+    graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+  });
+  const issuer = new TokenIssuer({
+    store,
+    access,
+    revocations,
+    clock,
+    log,
     metrics,
-    onEvent: (event) => {
-      metrics.event(event);
-      overrides.onEvent?.(event);
-    },
-    factTtlMs: (config.accessTokenTtl + config.clockSkew) * 1000,
-    publish:
-      store instanceof RedisStore
-        ? (facts, now) => store.publish(facts, now, (config.accessTokenTtl + config.clockSkew + 60) * 1000)
-        : undefined,
     policy: {
       refreshTtlSeconds: config.refreshTokenTtl,
       sessionMaxTtlSeconds: config.sessionMaxTtl,
@@ -103,7 +120,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       maxSessionsPerUser: config.maxSessionsPerUser,
     },
   });
-  const accounts = new Accounts(store, hasher, clock);
+  const bearer = new BearerAuth({ store, access, clock, log });
+  const accounts = new Accounts({ store, hasher, revocations, clock, log });
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -111,7 +129,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     trustProxy: config.trustProxy,
     return503OnClosing: true,
   });
-  app.decorate('latchkey', { store, keys, tokens, accounts, metrics });
+  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
@@ -141,9 +159,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { tokens, config });
-      await scope.register(sessionRoutes, { tokens });
-      await scope.register(verifyRoutes, { tokens, config });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config });
+      await scope.register(sessionRoutes, { bearer, revocations, store, clock });
+      await scope.register(verifyRoutes, { bearer, config });
       await scope.register(metaRoutes, { config, keys, store, clock });
     },
     { prefix: config.basePath },
@@ -151,7 +169,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   return app;
 }
 
-async function openStore(config: Config, logger: Logger): Promise<Store> {
+async function openStore(config: Config, logger: Logger, revocationRetentionMs: number): Promise<Store> {
   if (!config.redis) {
     logger.warn(
       'NO REDIS CONFIGURED: using the in-process store. Sessions vanish on restart and are not shared between ' +
@@ -159,7 +177,7 @@ async function openStore(config: Config, logger: Logger): Promise<Store> {
     );
     return new MemoryStore();
   }
-  const store = new RedisStore({ ...config.redis, logger });
+  const store = new RedisStore({ ...config.redis, logger, revocationRetentionMs });
   if (await store.connect()) logger.info('connected to redis');
   return store;
 }

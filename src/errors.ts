@@ -65,6 +65,8 @@ export const unavailable = (cause?: unknown) =>
     { cause },
   );
 
+export const invalidCredentials = () => new ApiError('invalid_credentials', 'The e-mail or password is incorrect.');
+
 export const invalidGrant = () => new ApiError('invalid_grant', 'The refresh token is invalid or expired.');
 
 export const invalidToken = (description = 'The access token is invalid, expired or revoked.') =>

@@ -1,8 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KeyStore } from './keys/keystore.js';
-import type { PasswordHasher } from './passwords.js';
-import type { AuthEvent } from './tokens/token-service.js';
+import type { PasswordHasher } from './accounts/passwords.js';
+import type { AuthEvent } from './events.js';
 
 /** Outcomes of a refresh, as the store decided them. */
 export type RefreshOutcome = 'rotated' | 'grace' | 'reused' | 'invalid';

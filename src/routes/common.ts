@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import type { ClientContext, IssuedTokens } from '../tokens/token-service.js';
+import type { ClientContext, IssuedTokens } from '../tokens/issuer.js';
 
 /** Parses input with a zod schema; a violation is a 400 that names every bad field. */
 export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
@@ -40,6 +40,17 @@ export function requireAllowedOrigin(request: FastifyRequest, config: Config): v
   if (!origin || !config.allowedOrigins.includes(origin)) {
     throw new ApiError('forbidden', 'This origin may not use cookie-based sessions.');
   }
+}
+
+/** A compact JWS: three base64url segments without padding (RFC 7515 §7.1). */
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
+
+/**
+ * The access token of `Authorization: Bearer <token>` (RFC 6750 §2.1), or undefined when there is none or
+ * it is not a canonical compact JWS. The one place latchkey reads a Bearer token from a request.
+ */
+export function bearerToken(request: FastifyRequest): string | undefined {
+  return BEARER.exec(request.headers.authorization ?? '')?.[1];
 }
 
 /** Token responses are never cached (RFC 6749 §5.1). */

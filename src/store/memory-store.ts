@@ -1,4 +1,4 @@
-import { sessionTag } from '../tokens/refresh-token.js';
+import { sessionTag } from './session-tag.js';
 import type {
   CreateSessionResult,
   NewSession,
@@ -80,7 +80,8 @@ export class MemoryStore implements Store {
     if (!user || user.disabled) return { status: 'user_unavailable' };
     const live = this.liveSessions(s.userId, s.now);
     const byExpiry = [...live.values()].sort((a, b) => a.expiresAt - b.expiresAt);
-    for (const old of byExpiry.slice(0, Math.max(0, byExpiry.length - s.maxSessions + 1))) live.delete(old.id);
+    const evicted = byExpiry.slice(0, Math.max(0, byExpiry.length - s.maxSessions + 1)).map((old) => old.id);
+    for (const id of evicted) live.delete(id);
     const absoluteExpiresAt = s.now + s.absoluteTtlMs;
     const expiresAt = Math.min(s.now + s.refreshTtlMs, absoluteExpiresAt);
     live.set(s.sessionId, {
@@ -100,6 +101,7 @@ export class MemoryStore implements Store {
     this.sessions.set(s.userId, live);
     return {
       status: 'created',
+      evicted,
       tag: sessionTag(s.macKey, s.secretHash),
       expiresAt,
       absoluteExpiresAt,
@@ -188,6 +190,9 @@ export class MemoryStore implements Store {
     const u = this.users.get(c.userId);
     return !!u && !u.disabled;
   }
+
+  /** No verifier can read this store: revocations reach latchkey's own endpoints, which read it directly. */
+  async publish(): Promise<void> {}
 
   /** One process, no replicas: nothing to wait for. */
   async confirmRevocations(): Promise<void> {}

@@ -2,17 +2,25 @@
  * Lua scripts of the Redis store. Each runs atomically, so no other client sees a half-done rotation or
  * revocation. All of a user's keys share the hash tag `{<user id>}` and therefore one Cluster slot:
  *
- *   {uid}:u          hash    the user (id email pw roles dis ct ra)
- *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms)
+ *   {uid}:u          hash    the account (id email pw roles ct) — credentials: latchkey only
+ *   {uid}:x          hash    its revocation state (dis, ra) — readable by verifiers
+ *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms) —
+ *                            readable by verifiers
  *   {uid}:s:<sid>    hash    a session: k mac key, c current token hash, h channel (c|b), t created,
- *                            l last used, a absolute expiry, i ip, u + v user agent
+ *                            l last used, a absolute expiry, i ip, u + v user agent — latchkey only
  *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters) and
- *                            when it was spent (ms); lives only for the grace window
- *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp
+ *                            when it was spent (ms); lives only for the grace window — latchkey only
+ *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
+ *                            readable by verifiers
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
  * that keeps any ioredis keyPrefix and the hash tag, so the derived keys live in the same slot.
+ *
+ * Every script starts with a Redis 7 shebang. A write script without `allow-oom` is refused whole when
+ * Redis is over `maxmemory`, before its first command runs (without the shebang only commands flagged
+ * `denyoom` are refused, so a script that begins with a delete would write half-way); read-only scripts
+ * say `no-writes`, so they also run under EVAL_RO and on replicas.
  *
  * `now` always arrives as ARGV, so tests control time. Integers are formatted with %.0f: Lua numbers
  * are doubles and tostring() would print large ones in exponent form.
@@ -26,6 +34,9 @@
  * truncated to their first 128 bits, still 2^128 work to match from a dump, and compared the same way.
  */
 
+const WRITES = '#!lua\n';
+const READS = '#!lua flags=no-writes\n';
+
 const prelude = `
 local function int(x) return string.format('%.0f', x) end
 local function short(h) return string.sub(h, 1, 16) end
@@ -35,33 +46,36 @@ local function ua2(ua) return string.sub(ua, 65, 128) end
 `;
 
 /**
- * KEYS[1] user hash, KEYS[2] session index, KEYS[3] new session hash
+ * KEYS[1] user hash, KEYS[2] user state, KEYS[3] session index, KEYS[4] new session hash
  * ARGV[1] session id, ARGV[2] secret hash (32 bytes), ARGV[3] mac key (16 bytes), ARGV[4] channel (c|b),
  * ARGV[5] now, ARGV[6] refresh ttl ms, ARGV[7] absolute ttl ms, ARGV[8] ip, ARGV[9] user agent,
  * ARGV[10] max live sessions per user
- * Returns {'created', tag, exp, abs, roles} or {'user_unavailable'}.
+ * Returns {'created', tag, exp, abs, roles, {evicted session ids}} or {'user_unavailable'}.
  */
-export const createSessionLua = `${prelude}
-local u = redis.call('HMGET', KEYS[1], 'dis', 'roles')
-if u[1] ~= '0' then return {'user_unavailable'} end
+export const createSessionLua = `${WRITES}${prelude}
+if redis.call('HGET', KEYS[2], 'dis') ~= '0' then return {'user_unavailable'} end
+local roles = redis.call('HGET', KEYS[1], 'roles')
+if not roles then return {'user_unavailable'} end
 local now = tonumber(ARGV[5])
 local abs = now + tonumber(ARGV[7])
 local exp = math.min(now + tonumber(ARGV[6]), abs)
-local base = string.sub(KEYS[2], 1, -3)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', int(now))
-local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[10]) + 1
+local base = string.sub(KEYS[3], 1, -3)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', int(now))
+local excess = redis.call('ZCARD', KEYS[3]) - tonumber(ARGV[10]) + 1
+local evicted = {}
 if excess > 0 then
-  for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, excess - 1)) do
+  evicted = redis.call('ZRANGE', KEYS[3], 0, excess - 1)
+  for _, sid in ipairs(evicted) do
     redis.call('DEL', base .. 's:' .. sid, base .. 'g:' .. sid)
   end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[3], 0, excess - 1)
 end
-redis.call('HSET', KEYS[3], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't', int(now), 'l', int(now),
+redis.call('HSET', KEYS[4], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't', int(now), 'l', int(now),
   'a', int(abs), 'i', ARGV[8], 'u', ua1(ARGV[9]), 'v', ua2(ARGV[9]))
-redis.call('PEXPIRE', KEYS[3], int(exp - now))
-redis.call('ZADD', KEYS[2], int(exp), ARGV[1])
-if redis.call('PTTL', KEYS[2]) < exp - now then redis.call('PEXPIRE', KEYS[2], int(exp - now)) end
-return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), u[2]}
+redis.call('PEXPIRE', KEYS[4], int(exp - now))
+redis.call('ZADD', KEYS[3], int(exp), ARGV[1])
+if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIRE', KEYS[3], int(exp - now)) end
+return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
 `;
 
 /**
@@ -69,13 +83,13 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), u[2]}
  * current token rotates; the others within the grace window get the nonce that determines the same
  * successor; any other genuine token of the session is reuse and revokes the session.
  *
- * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key
+ * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key, KEYS[5] user state
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel (c|b),
  * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
  * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent
  * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, nonce} | {'invalid'} | {'reused'}.
  */
-export const rotateLua = `${prelude}
+export const rotateLua = `${WRITES}${prelude}
 -- The grace value is read back by offsets: hash (16), nonce (22), time.
 if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
 local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a')
@@ -87,8 +101,8 @@ local function revoke()
   redis.call('DEL', KEYS[3], KEYS[4])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
-local u = redis.call('HMGET', KEYS[1], 'dis', 'roles')
-if u[1] ~= '0' then revoke() return {'invalid'} end
+local u = {redis.call('HGET', KEYS[5], 'dis'), redis.call('HGET', KEYS[1], 'roles')}
+if u[1] ~= '0' or not u[2] then revoke() return {'invalid'} end
 -- Channel binding: a cookie token is refused in a body and vice versa.
 if s[3] ~= ARGV[4] then return {'invalid'} end
 local now, exp, abs = tonumber(ARGV[7]), tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0'), tonumber(s[4])
@@ -123,7 +137,7 @@ return {'reused'}
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag
  * Returns 1 if a session was revoked, 0 if there was none or the token was not minted for it.
  */
-export const revokeByTokenLua = `${prelude}
+export const revokeByTokenLua = `${WRITES}${prelude}
 local mk = redis.call('HGET', KEYS[2], 'k')
 if not mk or #ARGV[2] ~= 32 or tag(mk, ARGV[2]) ~= ARGV[3] then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
@@ -136,7 +150,7 @@ return 1
  * ARGV[1] session id
  * Returns 1 if the session existed.
  */
-export const revokeSessionLua = `
+export const revokeSessionLua = `${WRITES}
 local n = redis.call('DEL', KEYS[2])
 redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
@@ -144,15 +158,15 @@ return n
 `;
 
 /**
- * KEYS[1] user hash, KEYS[2] session index
+ * KEYS[1] user hash, KEYS[2] session index, KEYS[3] user state
  * ARGV[1] now, ARGV[2] '1' to also disable the user
  * Marks revoked-after (never moving it back), deletes every session. Returns the ids of the live ones.
  */
-export const revokeAllLua = `${prelude}
+export const revokeAllLua = `${WRITES}${prelude}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
 local now = tonumber(ARGV[1])
-if now > tonumber(redis.call('HGET', KEYS[1], 'ra') or '0') then redis.call('HSET', KEYS[1], 'ra', int(now)) end
-if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'dis', '1') end
+if now > tonumber(redis.call('HGET', KEYS[3], 'ra') or '0') then redis.call('HSET', KEYS[3], 'ra', int(now)) end
+if ARGV[2] == '1' then redis.call('HSET', KEYS[3], 'dis', '1') end
 local base = string.sub(KEYS[2], 1, -3)
 local revoked = {}
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
@@ -168,7 +182,7 @@ return revoked
  * ARGV[1] now
  * Returns {{sid, ct, lu, exp, abs, ip, ua}, ...} for live sessions.
  */
-export const listSessionsLua = `
+export const listSessionsLua = `${READS}
 local base = string.sub(KEYS[1], 1, -3)
 local out = {}
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')

@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
-import { encodeFact, isActiveLua, keyNames, type RevocationFact } from '../verifier/protocol.js';
+import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '../verifier/protocol.js';
 import {
   createSessionLua,
   listSessionsLua,
@@ -29,11 +29,11 @@ type Reply = Array<string | number | null>;
 type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 
 const scripts = {
-  lkCreateSession: { numberOfKeys: 3, lua: createSessionLua },
-  lkRotate: { numberOfKeys: 4, lua: rotateLua },
+  lkCreateSession: { numberOfKeys: 4, lua: createSessionLua },
+  lkRotate: { numberOfKeys: 5, lua: rotateLua },
   lkRevokeByToken: { numberOfKeys: 3, lua: revokeByTokenLua },
   lkRevokeSession: { numberOfKeys: 3, lua: revokeSessionLua },
-  lkRevokeAll: { numberOfKeys: 2, lua: revokeAllLua },
+  lkRevokeAll: { numberOfKeys: 3, lua: revokeAllLua },
   lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
   lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
 } as const;
@@ -51,7 +51,12 @@ export type RedisStoreOptions = RedisConnectionOptions & {
   /** Replicas that must hold a revocation before it is confirmed (0: do not wait). Not with Cluster. */
   replicasToAck?: number;
   replicaAckTimeoutMs?: number;
+  /** How long revocation facts stay on the stream: the longest a token issued now can be accepted, plus margin. */
+  revocationRetentionMs?: number;
 };
+
+/** How often latchkey re-asserts the epoch marker verifiers use to notice that Redis lost its data. */
+const EPOCH_EVERY_MS = 5000;
 
 export class RedisStore implements Store {
   readonly kind = 'redis';
@@ -64,6 +69,8 @@ export class RedisStore implements Store {
    * not hold up every other request's commands.
    */
   private readonly acks: { client: Redis; replicas: number; timeoutMs: number } | null;
+  private readonly retentionMs: number;
+  private readonly epochTimer: NodeJS.Timeout;
 
   constructor(options: RedisStoreOptions) {
     this.log = options.logger;
@@ -76,6 +83,17 @@ export class RedisStore implements Store {
     const acks = replicas > 0 ? connectRedis(options) : null;
     acks?.on('error', () => undefined); // reported through the main client
     this.acks = acks ? { client: acks as Redis, replicas, timeoutMs: options.replicaAckTimeoutMs ?? 500 } : null;
+    this.retentionMs = options.revocationRetentionMs ?? 24 * 3600_000;
+    // Verifiers compare the epoch marker to notice a Redis that lost its data, and may only read it (a
+    // read-only ACL user): latchkey keeps it present, at every (re)connection and every few seconds.
+    this.client.on('ready', () => void this.ensureEpoch());
+    this.epochTimer = setInterval(() => void this.ensureEpoch(), EPOCH_EVERY_MS);
+    this.epochTimer.unref();
+  }
+
+  private async ensureEpoch(): Promise<void> {
+    if (this.client.status !== 'ready') return;
+    await this.client.set(k.epoch, randomBytes(12).toString('base64url'), 'NX').catch(() => undefined);
   }
 
   /**
@@ -124,12 +142,19 @@ export class RedisStore implements Store {
   }
 
   async createUser(user: UserRecord): Promise<'created' | 'conflict'> {
-    // The user hash first (unreachable until the e-mail points at it), then claim the e-mail atomically.
-    // Two keys in two slots cannot be one script; if the claim loses, the orphan hash is removed.
-    await this.run('createUser', () => this.client.hset(k.user(user.id), serializeUser(user)));
+    // The user's keys first (unreachable until the e-mail points at them), then claim the e-mail atomically.
+    // Two keys in two slots cannot be one script; if the claim loses, the orphans are removed.
+    await this.run('createUser', () =>
+      this.client
+        .multi()
+        .hset(k.user(user.id), serializeUser(user))
+        .hset(k.state(user.id), serializeState(user))
+        .exec()
+        .then(execResult),
+    );
     const claimed = await this.run('createUser', () => this.client.set(k.email(user.email), user.id, 'NX'));
     if (claimed === 'OK') return 'created';
-    await this.run('createUser', () => this.client.del(k.user(user.id)));
+    await this.run('createUser', () => this.client.del(k.user(user.id), k.state(user.id)));
     return 'conflict';
   }
 
@@ -139,8 +164,15 @@ export class RedisStore implements Store {
   }
 
   async getUser(userId: string): Promise<UserRecord | null> {
-    const h = await this.run('getUser', () => this.client.hgetall(k.user(userId)));
-    return h.id ? parseUser(h) : null;
+    const [h, x] = await this.run('getUser', () =>
+      this.client
+        .multi()
+        .hgetall(k.user(userId))
+        .hgetall(k.state(userId))
+        .exec()
+        .then((r) => execResult(r) as [Record<string, string>, Record<string, string>]),
+    );
+    return h.id ? parseUser(h, x) : null;
   }
 
   async setPasswordHash(userId: string, passwordHash: string): Promise<void> {
@@ -152,8 +184,11 @@ export class RedisStore implements Store {
   }
 
   async setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]> {
-    if (disabled) return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '1')) as string[];
-    await this.run('setDisabled', () => this.client.hset(k.user(userId), 'dis', '0'));
+    if (disabled) return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), k.state(userId), now, '1')) as string[];
+    // Only an existing account: enabling must not create a state hash for an id that has no user.
+    await this.run('setDisabled', async () => {
+      if (await this.client.exists(k.user(userId))) await this.client.hset(k.state(userId), 'dis', '0');
+    });
     return [];
   }
 
@@ -161,6 +196,7 @@ export class RedisStore implements Store {
     const r = (await this.script(
       'lkCreateSession',
       k.user(s.userId),
+      k.state(s.userId),
       k.index(s.userId),
       k.session(s.userId, s.sessionId),
       s.sessionId,
@@ -175,7 +211,7 @@ export class RedisStore implements Store {
       s.maxSessions,
     )) as Reply;
     if (r[0] !== 'created') return { status: 'user_unavailable' };
-    return { status: 'created', ...issued(r) };
+    return { status: 'created', ...issued(r), evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
   }
 
   async rotate(q: RotateRequest): Promise<RotateResult> {
@@ -185,6 +221,7 @@ export class RedisStore implements Store {
       k.index(q.userId),
       k.session(q.userId, q.sessionId),
       k.grace(q.userId, q.sessionId),
+      k.state(q.userId),
       q.sessionId,
       q.secretHash,
       q.tag,
@@ -234,7 +271,7 @@ export class RedisStore implements Store {
   }
 
   async revokeAllSessions(userId: string, now: number): Promise<string[]> {
-    return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), now, '0')) as string[];
+    return (await this.script('lkRevokeAll', k.user(userId), k.index(userId), k.state(userId), now, '0')) as string[];
   }
 
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
@@ -260,7 +297,8 @@ export class RedisStore implements Store {
   }
 
   async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
-    const r = await this.script('lkIsActive', k.user(c.userId), k.session(c.userId, c.sessionId), k.deny(c.userId, c.jti), now);
+    const [state, index, deny, ...argv] = isActiveArgs('', { sub: c.userId, sid: c.sessionId, jti: c.jti }, now);
+    const r = await this.script('lkIsActive', state!, index!, deny!, ...argv);
     return r === 1;
   }
 
@@ -268,8 +306,9 @@ export class RedisStore implements Store {
    * Appends revocation facts to the stream verifiers follow, trimming what no live token can need any
    * more. Called after the revocation itself: a fact is published only once it is true.
    */
-  async publish(facts: RevocationFact[], now: number, retentionMs: number): Promise<void> {
+  async publish(facts: RevocationFact[], now: number): Promise<void> {
     if (facts.length === 0) return;
+    const retentionMs = this.retentionMs;
     const minId = String(Math.max(0, now - retentionMs));
     const pipeline = this.client.multi();
     for (const fact of facts) pipeline.xadd(k.revocations, 'MINID', '~', minId, '*', ...encodeFact(fact));
@@ -304,6 +343,7 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
+    clearInterval(this.epochTimer);
     this.client.disconnect();
     this.acks?.client.disconnect();
   }
@@ -331,25 +371,30 @@ function parseRoles(raw: unknown): string[] {
 }
 
 function serializeUser(u: UserRecord): Record<string, string> {
-  return {
-    id: u.id,
-    email: u.email,
-    pw: u.passwordHash,
-    roles: JSON.stringify(u.roles),
-    dis: u.disabled ? '1' : '0',
-    ct: String(u.createdAt),
-    ra: String(u.revokedAfter),
-  };
+  return { id: u.id, email: u.email, pw: u.passwordHash, roles: JSON.stringify(u.roles), ct: String(u.createdAt) };
 }
 
-function parseUser(h: Record<string, string>): UserRecord {
+/** What verifiers may read of an account: disabled, and when every earlier session was revoked. */
+function serializeState(u: UserRecord): Record<string, string> {
+  return { dis: u.disabled ? '1' : '0', ra: String(u.revokedAfter) };
+}
+
+function parseUser(h: Record<string, string>, x: Record<string, string>): UserRecord {
   return {
     id: h.id ?? '',
     email: h.email ?? '',
     passwordHash: h.pw ?? '',
     roles: parseRoles(h.roles),
-    disabled: h.dis !== '0',
+    disabled: x.dis !== '0',
     createdAt: Number(h.ct ?? 0),
-    revokedAfter: Number(h.ra ?? 0),
+    revokedAfter: Number(x.ra ?? 0),
   };
+}
+
+/** Results of a MULTI; any command's error fails the whole call (answered 503 by the caller). */
+function execResult(results: Array<[Error | null, unknown]> | null): unknown[] {
+  if (!results) throw new Error('transaction aborted');
+  const failed = results.find(([err]) => err);
+  if (failed) throw failed[0]!;
+  return results.map(([, value]) => value);
 }

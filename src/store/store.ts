@@ -14,6 +14,8 @@
  *   revoked" in place of an error.
  */
 
+import type { RevocationFact } from '../verifier/protocol.js';
+
 export type Channel = 'cookie' | 'body';
 
 export interface UserRecord {
@@ -104,7 +106,10 @@ export type RotateResult =
   /** A genuine but spent token outside the grace window: the session has been revoked. */
   | { status: 'reused' };
 
-export type CreateSessionResult = ({ status: 'created' } & IssuedState) | { status: 'user_unavailable' };
+export type CreateSessionResult =
+  /** `evicted`: live sessions the per-user cap pushed out (revoked in the same atomic step). */
+  | ({ status: 'created'; evicted: string[] } & IssuedState)
+  | { status: 'user_unavailable' };
 
 export interface Store {
   readonly kind: 'redis' | 'memory';
@@ -135,6 +140,12 @@ export interface Store {
   denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void>;
   /** Is an access token with these claims still good: not deny-listed, session live, user enabled. */
   isAccessTokenActive(claims: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean>;
+
+  /**
+   * Tells verifiers about revocations that are done (Redis: appends to the revocation stream they follow,
+   * trimmed to what a live token can still need). A store no verifier can read does nothing.
+   */
+  publish(facts: RevocationFact[], now: number): Promise<void>;
 
   /**
    * Resolves once every revocation made so far survives a failover (Redis: held by the configured number

@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomUUID } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { randomBytesPooled, randomToken } from './random.js';
 
 /**
@@ -11,8 +11,8 @@ import { randomBytesPooled, randomToken } from './random.js';
  *   secret: `sid` is also in every access token.
  * - `secret` is 256 random bits (RFC 9700 §4.14: refresh tokens must be unguessable). The store keeps only
  *   SHA-256(secret), truncated to 128 bits: a dump of the store yields no usable token.
- * - `tag` = first 128 bits of SHA-1(macKey ‖ SHA-256(secret)[:16]), where `macKey` is a random per-session key
- *   held by the store. It proves the token was minted for this session, so a token forged from a known
+ * - `tag` = first 128 bits of SHA-1(macKey ‖ SHA-256(secret)[:16]) (src/store/session-tag.ts), where `macKey`
+ *   is a random per-session key held by the store. It proves the token was minted for this session, so a token forged from a known
  *   session id is refused without revoking anything, while a genuine spent token (tag valid, secret not
  *   current) is reuse. Both inputs have fixed lengths, so the keyed hash has no length-extension issue;
  *   it is computed inside the Redis script, where SHA-1 is the hash on offer.
@@ -30,16 +30,11 @@ export interface RefreshTokenParts {
   tag: string;
 }
 
-export const newUserId = (): string => randomUUID();
 export const newSessionId = (): string => randomToken(16);
 export const newSecret = (): string => randomToken(32);
 export const newMacKey = (): Buffer => randomBytesPooled(16);
 
 export const hashSecret = (secret: string): Buffer => createHash('sha256').update(secret).digest();
-
-/** The store keeps token hashes truncated to 128 bits; the tag is computed over the same bytes. */
-export const sessionTag = (macKey: Buffer, secretHash: Buffer): string =>
-  createHash('sha1').update(macKey).update(secretHash.subarray(0, 16)).digest('hex').slice(0, 32);
 
 export const formatRefreshToken = (p: RefreshTokenParts): string =>
   `${REFRESH_TOKEN_PREFIX}${p.userId}.${p.sessionId}.${p.secret}.${p.tag}`;

@@ -1,6 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { decodeFact, isActiveLua, keyNames } from './protocol.js';
+import { decodeFact, isActiveArgs, isActiveLua, keyNames } from './protocol.js';
 
 /**
  * latchkey's verifier for resource servers: signature and claims checked offline against the JWKS, and —
@@ -176,22 +175,30 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return fail('unavailable', 'revocation state is unknown');
   }
 
+  /**
+   * The first-sight lookup as EVAL_RO (Redis 7), which a read-only ACL user may run; EVAL on a server
+   * that does not know EVAL_RO.
+   */
+  let evalCommand = 'EVAL_RO';
+  async function evalReadOnly(args: Array<string | number>): Promise<unknown> {
+    try {
+      return await redis!.call(evalCommand, isActiveLua, 3, ...args);
+    } catch (err) {
+      if (evalCommand === 'EVAL_RO' && /unknown command/i.test((err as Error).message)) {
+        evalCommand = 'EVAL';
+        return redis!.call(evalCommand, isActiveLua.replace(/^#!.*\n/, ''), 3, ...args);
+      }
+      throw err;
+    }
+  }
+
   async function firstSight(claims: AccessTokenClaims): Promise<boolean> {
     stats.redisLookups++;
-    const k = (name: string) => prefix + name;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error('revocation lookup timed out')), options.lookupTimeoutMs ?? 1000);
     });
-    const lookup = redis!.call(
-      'EVAL',
-      isActiveLua,
-      3,
-      k(keyNames.user(claims.sub)),
-      k(keyNames.session(claims.sub, claims.sid)),
-      k(keyNames.deny(claims.sub, claims.jti)),
-      now(),
-    );
+    const lookup = evalReadOnly(isActiveArgs(prefix, claims, now()));
     try {
       return (await Promise.race([lookup, timeout])) === 1;
     } finally {
@@ -271,9 +278,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     for (const [jti, exp] of deniedJtis) if (exp <= t) deniedJtis.delete(jti);
   }
 
-  /** Compares the store's epoch marker with the one seen before; creates it if missing. */
+  /**
+   * Compares the store's epoch marker with the one seen before. latchkey keeps the marker present; the
+   * verifier only reads it, so it works with a read-only Redis user.
+   */
   async function checkEpoch(client: RedisClientLike): Promise<void> {
-    await client.call('SET', prefix + keyNames.epoch, randomBytes(12).toString('base64url'), 'NX');
     const current = (await client.call('GET', prefix + keyNames.epoch)) as string | null;
     if (epoch !== null && current !== epoch) forgetAnswers('the store lost its data (epoch changed)');
     epoch = current;

@@ -2,11 +2,19 @@
  * What latchkey and its verifiers agree on in Redis. The verifier imports nothing else from latchkey,
  * and the Redis store takes its key layout from here, so the two cannot drift apart.
  *
- * Key names are relative to latchkey's key prefix (default `lk:`).
+ * Key names are relative to latchkey's key prefix (default `lk:`). A verifier reads only keys that hold
+ * no credential — `{uid}:x`, `{uid}:ss`, `{uid}:j:*`, `revocations`, `epoch` — so a resource server can be
+ * given a read-only Redis ACL user limited to them (README "Protecting a resource server"). The user
+ * record (`{uid}:u`, with the password hash) and sessions (`{uid}:s:*`, with token hashes and MAC keys) are
+ * latchkey's alone.
  */
 
 export const keyNames = {
+  /** The account: e-mail, password hash, roles. Never read by verifiers. */
   user: (uid: string) => `{${uid}}:u`,
+  /** The account's revocation state: `dis` (1 = disabled) and `ra` (every session before it is revoked). */
+  state: (uid: string) => `{${uid}}:x`,
+  /** Live session ids scored by when their current refresh token expires (ms). */
   index: (uid: string) => `{${uid}}:ss`,
   session: (uid: string, sid: string) => `{${uid}}:s:${sid}`,
   grace: (uid: string, sid: string) => `{${uid}}:g:${sid}`,
@@ -44,13 +52,20 @@ export function decodeFact(fields: string[]): RevocationFact | null {
 
 /**
  * Is an access token with these claims still good in the store: not deny-listed, its session live, its
- * user enabled. Read-only, one round trip.
- * KEYS[1] user hash, KEYS[2] session hash, KEYS[3] deny-list key of the token's jti; ARGV[1] now (ms)
+ * user enabled. Read-only (runs as EVAL_RO for read-only ACL users), one round trip, and it touches no
+ * key that holds a credential.
+ * KEYS[1] user state, KEYS[2] session index, KEYS[3] deny-list key of the token's jti
+ * ARGV[1] now (ms), ARGV[2] session id
  */
-export const isActiveLua = `
+export const isActiveLua = `#!lua flags=no-writes
 if redis.call('EXISTS', KEYS[3]) == 1 then return 0 end
-local abs = redis.call('HGET', KEYS[2], 'a')
-if not abs or tonumber(abs) <= tonumber(ARGV[1]) then return 0 end
+local exp = redis.call('ZSCORE', KEYS[2], ARGV[2])
+if not exp or tonumber(exp) <= tonumber(ARGV[1]) then return 0 end
 if redis.call('HGET', KEYS[1], 'dis') ~= '0' then return 0 end
 return 1
 `;
+
+/** The keys and arguments of `isActiveLua` for a token's claims, relative to the key prefix. */
+export function isActiveArgs(prefix: string, c: { sub: string; sid: string; jti: string }, now: number): Array<string | number> {
+  return [prefix + keyNames.state(c.sub), prefix + keyNames.index(c.sub), prefix + keyNames.deny(c.sub, c.jti), now, c.sid];
+}

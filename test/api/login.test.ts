@@ -1,6 +1,6 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { PasswordHasher } from '../../src/passwords.js';
+import { PasswordHasher } from '../../src/accounts/passwords.js';
 import { buildTestApp, ORIGIN, storeKinds, type TestApp } from '../helpers/app.js';
 import { bearer, loginBrowser, loginNative, PASSWORD, post, register, uniqueEmail } from '../helpers/client.js';
 

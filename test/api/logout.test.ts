@@ -41,12 +41,22 @@ describe.each(storeKinds)('logout, logout-all and sessions (%s store)', (kind) =
 
   it('logout never touches another user’s session, even when named by a forged token', async () => {
     const alice = await register(t.app);
+    const a = await loginNative(t.app, alice.email);
+    const forged = a.refresh.replace(/\.[A-Za-z0-9_-]{43}\./, `.${'B'.repeat(43)}.`);
+    expect((await post(t.app, '/logout', { refresh_token: forged })).statusCode).toBe(204);
+    expect((await refreshNative(t.app, a.refresh)).statusCode).toBe(200);
+  });
+
+  it('logout with one user’s access token and another user’s refresh token is refused and revokes nothing', async () => {
+    const alice = await register(t.app);
     const bob = await register(t.app);
     const a = await loginNative(t.app, alice.email);
     const b = await loginNative(t.app, bob.email);
-    const forged = a.refresh.replace(/\.[A-Za-z0-9_-]{43}\./, `.${'B'.repeat(43)}.`);
-    expect((await post(t.app, '/logout', { refresh_token: forged }, bearer(b.access))).statusCode).toBe(204);
+    const res = await post(t.app, '/logout', { refresh_token: a.refresh }, bearer(b.access));
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({ error: 'invalid_request' });
     expect((await refreshNative(t.app, a.refresh)).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/sessions', headers: bearer(b.access) })).statusCode).toBe(200);
   });
 
   it('cookie logout checks the Origin and clears the cookie', async () => {

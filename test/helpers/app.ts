@@ -9,7 +9,7 @@ import { generateKeyFile, writeKeyFile } from '../../src/keys/key-file.js';
 import { MemoryStore } from '../../src/store/memory-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { Store } from '../../src/store/store.js';
-import type { AuthEvent } from '../../src/tokens/token-service.js';
+import type { AuthEvent } from '../../src/events.js';
 import { deleteKeysWithPrefix, testRedisUrl, uniquePrefix } from '../support/redis.js';
 import { TestClock } from './clock.js';
 

@@ -6,10 +6,10 @@ import {
   newSecret,
   newSessionId,
   newSuccessorNonce,
-  newUserId,
-  sessionTag,
   successorSecret,
 } from '../../src/tokens/refresh-token.js';
+import { newUserId } from '../../src/accounts/accounts.js';
+import { sessionTag } from '../../src/store/session-tag.js';
 import { createTestStore, type StoreKind, type TestStore } from '../helpers/app.js';
 
 const MIN = 60_000;

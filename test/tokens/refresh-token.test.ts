@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomBytesPooled, randomToken } from '../../src/tokens/random.js';
-import { newSecret, newSuccessorNonce, parseRefreshToken, formatRefreshToken, newSessionId, newUserId, successorSecret } from '../../src/tokens/refresh-token.js';
+import { newSecret, newSuccessorNonce, parseRefreshToken, formatRefreshToken, newSessionId, successorSecret } from '../../src/tokens/refresh-token.js';
+import { newUserId } from '../../src/accounts/accounts.js';
 
 describe('random values', () => {
   it('never hand out the same bytes twice, across pool refills', () => {

@@ -23,16 +23,16 @@ const codeOf = (v: Verifier, token: string) =>
   );
 
 /** A Redis of the test's own (it is stopped and flushed), latchkey on it, and verifiers reading it. */
-async function environment() {
+async function environment(env: Record<string, string> = {}) {
   const redis = await startRedisServer();
   const test = await createTestStore('redis', 'verifier', redis.url);
-  const t = await buildTestApp('redis', {}, { store: test.store, clock: Date.now });
+  const t = await buildTestApp('redis', env, { store: test.store, clock: Date.now });
   const prefix = (test.store as RedisStore).keyPrefix;
   const jwks = createLocalJWKSet((await t.app.inject('/.well-known/jwks.json')).json() as JSONWebKeySet);
   const clients: Redis[] = [];
   const verifiers: Verifier[] = [];
-  const verifier = async (extra: Partial<VerifierOptions> = {}) => {
-    const client = new Redis(redis.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const verifier = async (extra: Partial<VerifierOptions> = {}, url = redis.url) => {
+    const client = new Redis(url, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     client.on('error', () => undefined);
     clients.push(client);
     const v = createVerifier({ issuer: t.config.issuer, audience: t.config.audience, getKey: jwks, redis: client, keyPrefix: prefix, ...extra });
@@ -196,5 +196,54 @@ describe('verifier: when Redis is unreachable or lost its data', () => {
     await raw.flushall();
     raw.disconnect();
     await within(5000, async () => (await codeOf(v, login.access)) === 'revoked');
+  });
+});
+
+describe('verifier: what it reads, and revocations by the session cap', () => {
+  let env: Awaited<ReturnType<typeof environment>>;
+  beforeAll(async () => {
+    env = await environment({ LATCHKEY_MAX_SESSIONS_PER_USER: '2' });
+  });
+  afterAll(async () => env.close());
+
+  it('sessions pushed out by the per-user cap are announced: a verifier that had accepted their tokens refuses them', async () => {
+    const { v } = await env.verifier();
+    const user = await register(env.t.app);
+    const first = await loginNative(env.t.app, user.email);
+    expect(await codeOf(v, first.access)).toBe('accepted');
+    await loginNative(env.t.app, user.email);
+    await loginNative(env.t.app, user.email); // the cap is 2: the first session is revoked
+    expect((await refreshNative(env.t.app, first.refresh)).statusCode).toBe(401);
+    await within(1000, async () => (await codeOf(v, first.access)) === 'revoked');
+    expect(env.t.events).toContainEqual(expect.objectContaining({ type: 'session_revoked', sessionId: first.sessionId, reason: 'session_cap' }));
+  });
+
+  it('works with a read-only Redis user limited to keys that hold no credential, which cannot read a user record', async () => {
+    const p = env.prefix;
+    const admin = new Redis(env.redis.url);
+    try {
+      await admin.call(
+        'ACL', 'SETUSER', 'verifier', 'on', '>verifier-secret', 'resetkeys',
+        `%R~${p}{*}:x`, `%R~${p}{*}:ss`, `%R~${p}{*}:j:*`, `%R~${p}revocations`, `%R~${p}epoch`,
+        '-@all', '+@connection', '+info', '+eval_ro', '+evalsha_ro', '+exists', '+zscore', '+hget', '+get', '+xread', '+xrange', '+xrevrange',
+      );
+      const url = env.redis.url.replace('redis://', 'redis://verifier:verifier-secret@');
+      const { v, client } = await env.verifier({}, url);
+      const user = await register(env.t.app);
+      const login = await loginNative(env.t.app, user.email);
+      expect(await codeOf(v, login.access)).toBe('accepted');
+      await post(env.t.app, '/logout', { refresh_token: login.refresh });
+      await within(1000, async () => (await codeOf(v, login.access)) === 'revoked');
+      // A second token of the same user, first seen after the logout of another session: looked up, accepted.
+      const again = await loginNative(env.t.app, user.email);
+      expect(await codeOf(v, again.access)).toBe('accepted');
+      expect(v.stats().unavailable).toBe(0);
+      await expect(client.call('HGETALL', `${p}{${user.id}}:u`)).rejects.toThrow(/NOPERM/);
+      await expect(client.call('HGET', `${p}{${user.id}}:u`, 'pw')).rejects.toThrow(/NOPERM/);
+      await expect(client.call('KEYS', '*')).rejects.toThrow(/NOPERM/);
+      await expect(client.call('SET', `${p}epoch`, 'x')).rejects.toThrow(/NOPERM/);
+    } finally {
+      admin.disconnect();
+    }
   });
 });

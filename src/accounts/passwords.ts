@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
-import { unavailable } from './errors.js';
+import { unavailable } from '../errors.js';
 
 export interface Argon2Params {
   memoryCost: number;

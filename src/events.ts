@@ -1,0 +1,38 @@
+import type { Logger } from 'pino';
+
+/**
+ * Security and revocation events. Subscribers (metrics, the audit trail, tests) react to them; the code
+ * that emits an event never depends on who listens. An event never carries a token, a password or, for
+ * an unknown account, a clear e-mail address.
+ */
+export type AuthEvent =
+  | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
+  | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
+  | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
+  | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
+
+export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
+export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';
+
+export type AuthEventListener = (event: AuthEvent) => void;
+
+/** Fan-out of events to subscribers. A failing subscriber is logged and never breaks the request. */
+export class EventBus {
+  private readonly listeners: AuthEventListener[] = [];
+
+  constructor(private readonly log: Logger) {}
+
+  on(listener: AuthEventListener): void {
+    this.listeners.push(listener);
+  }
+
+  emit(event: AuthEvent): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.log.error({ reason: (err as Error).message, event: event.type }, 'event listener failed');
+      }
+    }
+  }
+}

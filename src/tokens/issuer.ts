@@ -1,0 +1,188 @@
+import type { Logger } from 'pino';
+import { invalidCredentials, invalidGrant } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { Channel, Store, UserRecord } from '../store/store.js';
+import type { AccessTokens } from './access-token.js';
+import {
+  formatRefreshToken,
+  hashSecret,
+  newMacKey,
+  newSecret,
+  newSessionId,
+  newSuccessorNonce,
+  parseRefreshToken,
+  successorSecret,
+} from './refresh-token.js';
+import type { Revocations } from './revocation.js';
+
+export interface ClientContext {
+  ip: string | null;
+  userAgent: string | null;
+}
+
+export interface IssuedTokens {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  refreshExpiresIn: number;
+  sessionId: string;
+}
+
+export interface TokenPolicy {
+  refreshTtlSeconds: number;
+  sessionMaxTtlSeconds: number;
+  graceSeconds: number;
+  maxSessionsPerUser: number;
+}
+
+export interface TokenIssuerDeps {
+  store: Store;
+  access: AccessTokens;
+  revocations: Revocations;
+  policy: TokenPolicy;
+  clock: () => number;
+  log: Logger;
+  metrics?: Pick<Metrics, 'refresh'>;
+}
+
+/**
+ * Issues tokens: starts a session for a user the accounts have authenticated, and rotates refresh tokens.
+ * The store decides races; this class decides what a decision means for the client.
+ */
+export class TokenIssuer {
+  private readonly store: Store;
+  private readonly policy: TokenPolicy;
+  private readonly now: () => number;
+  private readonly log: Logger;
+  /** Token-issuing calls in progress; see `issuing`. */
+  private inFlight = 0;
+
+  constructor(private readonly deps: TokenIssuerDeps) {
+    this.store = deps.store;
+    this.policy = deps.policy;
+    this.now = deps.clock;
+    this.log = deps.log;
+  }
+
+  /** Starts a session (a refresh family) for an authenticated user. */
+  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    return this.issuing(async () => {
+      const now = this.now();
+      const sessionId = newSessionId();
+      const secret = newSecret();
+      const created = await this.store.createSession({
+        userId: user.id,
+        sessionId,
+        secretHash: hashSecret(secret),
+        macKey: newMacKey(),
+        channel,
+        userAgent: ctx.userAgent,
+        ip: ctx.ip,
+        now,
+        refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
+        absoluteTtlMs: this.policy.sessionMaxTtlSeconds * 1000,
+        maxSessions: this.policy.maxSessionsPerUser,
+      });
+      // The account was disabled or deleted between authentication and here.
+      if (created.status !== 'created') throw invalidCredentials();
+      // Sessions pushed out by the per-user cap are revocations like any other: verifiers must hear of them.
+      if (created.evicted.length > 0) {
+        await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap');
+      }
+      const access = await this.deps.access.sign({
+        userId: user.id,
+        sessionId,
+        roles: created.roles,
+        now,
+        notAfter: created.absoluteExpiresAt,
+        inline: this.inFlight === 1,
+      });
+      this.log.info({ userId: user.id, sessionId, channel }, 'login');
+      return {
+        accessToken: access.token,
+        expiresIn: access.expiresIn,
+        refreshToken: formatRefreshToken({ userId: user.id, sessionId, secret, tag: created.tag }),
+        refreshExpiresIn: secondsUntil(created.expiresAt, now),
+        sessionId,
+      };
+    });
+  }
+
+  /**
+   * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
+   * rotates, the candidate becomes current; if the token was just spent (grace window), the successor is
+   * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
+   * same one.
+   */
+  async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    return this.issuing(() => this.rotate(token, channel, ctx));
+  }
+
+  private async rotate(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+    const presented = parseRefreshToken(token);
+    if (!presented) {
+      this.deps.metrics?.refresh('invalid');
+      throw invalidGrant();
+    }
+    const now = this.now();
+    const nonce = newSuccessorNonce();
+    const candidate = successorSecret(presented.secret, nonce);
+    const result = await this.store.rotate({
+      userId: presented.userId,
+      sessionId: presented.sessionId,
+      secretHash: hashSecret(presented.secret),
+      tag: presented.tag,
+      channel,
+      successorHash: hashSecret(candidate),
+      successorNonce: nonce,
+      now,
+      refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
+      graceMs: this.policy.graceSeconds * 1000,
+      userAgent: ctx.userAgent,
+      ip: ctx.ip,
+    });
+    this.deps.metrics?.refresh(result.status);
+    if (result.status === 'reused') {
+      // The presenter is refused either way; a revocation that may not survive a failover is worth an alert.
+      await this.deps.revocations.reuseDetected(presented.userId, presented.sessionId, now, ctx.ip);
+      throw invalidGrant();
+    }
+    if (result.status === 'invalid') throw invalidGrant();
+    const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
+    const access = await this.deps.access.sign({
+      userId: presented.userId,
+      sessionId: presented.sessionId,
+      roles: result.roles,
+      now,
+      notAfter: result.absoluteExpiresAt,
+      inline: this.inFlight === 1,
+    });
+    return {
+      accessToken: access.token,
+      expiresIn: access.expiresIn,
+      refreshToken: formatRefreshToken({ ...presented, secret: successor, tag: result.tag }),
+      refreshExpiresIn: secondsUntil(result.expiresAt, now),
+      sessionId: presented.sessionId,
+    };
+  }
+
+  /**
+   * Counts token-issuing calls in flight. A signature handed to libuv's thread pool lets the event loop
+   * serve other requests meanwhile, but the hand-off and the wake-up back cost more than the signature
+   * saves when there is nothing else to do: the only request in flight signs inline (lower latency), any
+   * concurrent ones sign on the pool (both cores busy). Measured on 2 cores: 1 client ≈ +20 % refreshes/s,
+   * 32 clients unchanged or better.
+   */
+  private async issuing<T>(work: () => Promise<T>): Promise<T> {
+    this.inFlight++;
+    try {
+      return await work();
+    } finally {
+      this.inFlight--;
+    }
+  }
+}
+
+function secondsUntil(at: number, now: number): number {
+  return Math.max(0, Math.floor((at - now) / 1000));
+}
