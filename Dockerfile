@@ -2,8 +2,10 @@
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/verifier/package.json ./packages/verifier/
 RUN npm ci
 COPY tsconfig.json tsconfig.build.json ./
+COPY packages ./packages
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
@@ -13,6 +15,7 @@ ENV NODE_ENV=production HOST=0.0.0.0 PORT=3000 LATCHKEY_KEYS_DIR=/keys UV_THREAD
 WORKDIR /app
 COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/packages ./packages
 COPY package.json ./
 USER node
 EXPOSE 3000 9464

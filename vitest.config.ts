@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
-  // Resolve latchkey/verifier and latchkey/fastify to their TypeScript sources, as the examples import them.
+  // Resolve the @latchkey/verifier workspace package to its TypeScript sources, as the service and examples import them.
   resolve: { conditions: ['latchkey-source'] },
   ssr: { resolve: { conditions: ['latchkey-source'] } },
   test: {

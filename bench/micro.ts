@@ -9,7 +9,7 @@ import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { promisify } from 'node:util';
 import argon2 from 'argon2';
 import { createLocalJWKSet, exportJWK, jwtVerify, SignJWT } from 'jose';
-import { createVerifier } from '../src/verifier/index.js';
+import { createVerifier } from '@latchkey/verifier';
 
 const signAsync = promisify(sign);
 

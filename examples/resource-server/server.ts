@@ -6,8 +6,8 @@
  */
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
-import latchkeyAuth from 'latchkey/fastify';
-import { createVerifier } from 'latchkey/verifier';
+import latchkeyAuth from '@latchkey/verifier/fastify';
+import { createVerifier } from '@latchkey/verifier';
 
 const env = process.env;
 const latchkeyUrl = env.LATCHKEY_URL ?? 'http://localhost:3000';

@@ -3,7 +3,7 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
-import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '../verifier/protocol.js';
+import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '@latchkey/verifier/protocol';
 import {
   createSessionLua,
   listSessionsLua,

@@ -14,7 +14,7 @@
  *   revoked" in place of an error.
  */
 
-import type { RevocationFact } from '../verifier/protocol.js';
+import type { RevocationFact } from '@latchkey/verifier/protocol';
 
 export type Channel = 'cookie' | 'body';
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { ApiError } from '../errors.js';
 import type { AuthEvent, EventBus, SessionRevokeReason, UserRevokeReason } from '../events.js';
 import type { Store } from '../store/store.js';
-import type { RevocationFact } from '../verifier/protocol.js';
+import type { RevocationFact } from '@latchkey/verifier/protocol';
 import type { AccessClaims } from './access-token.js';
 import { hashSecret, parseRefreshToken } from './refresh-token.js';
 

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisTopology } from '../../src/config.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { newUserId } from '../../src/accounts/accounts.js';
-import { createVerifier, VerifyError } from '../../src/verifier/index.js';
+import { createVerifier, VerifyError } from '@latchkey/verifier';
 import { buildTestApp, silentLogger, type TestStore } from '../helpers/app.js';
 import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { uniquePrefix } from '../support/redis.js';

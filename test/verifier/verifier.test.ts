@@ -2,7 +2,7 @@ import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
-import { createVerifier, VerifyError, type Verifier, type VerifierOptions } from '../../src/verifier/index.js';
+import { createVerifier, VerifyError, type Verifier, type VerifierOptions } from '@latchkey/verifier';
 import { buildTestApp, createTestStore, silentLogger, type TestApp } from '../helpers/app.js';
 import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { startRedisServer } from '../support/redis-server.js';
@@ -161,9 +161,9 @@ describe('verifier: when Redis is unreachable or lost its data', () => {
   it('failClosed (default) refuses with unavailable; failOpen accepts for its window only; both recover', async () => {
     const user = await register(env.t.app);
     const { access } = await loginNative(env.t.app, user.email);
+    const fresh = await loginNative(env.t.app, user.email);
     const closed = await env.verifier({ maxStalenessMs: 300 });
     const open = await env.verifier({ maxStalenessMs: 300, revocation: { policy: 'failOpen', maxSeconds: 2 } });
-    const fresh = await loginNative(env.t.app, user.email);
     for (const { v } of [closed, open]) expect(await codeOf(v, access)).toBe('accepted');
 
     await env.redis.kill();

@@ -258,7 +258,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   let reader: RedisClientLike | null = null;
   let lastId = '$';
-  let epoch: string | null = null;
+  /** The store's epoch marker as last read; undefined before the first read. */
+  let epoch: string | null | undefined;
   let markReady: () => void = () => undefined;
   const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
 
@@ -284,7 +285,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
    */
   async function checkEpoch(client: RedisClientLike): Promise<void> {
     const current = (await client.call('GET', prefix + keyNames.epoch)) as string | null;
-    if (epoch !== null && current !== epoch) forgetAnswers('the store lost its data (epoch changed)');
+    // A missing marker means the data is gone and latchkey has not marked the new epoch yet: nothing
+    // cached can be trusted while it stays missing (a second loss in that time would look the same).
+    if (current === null) forgetAnswers('the store lost its data (no epoch marker)');
+    else if (epoch !== undefined && current !== epoch) forgetAnswers('the store lost its data (epoch changed)');
     epoch = current;
   }
 
