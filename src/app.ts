@@ -45,7 +45,7 @@ export interface AppServices {
 /**
  * Margin for clock drift between instances and verifiers, in seconds. A revocation fact, a deny-list
  * entry or a cached decision must outlive the latest moment any checker still accepts the token:
- * `exp` + the allowed skew + this margin (PRODUCT.md "Revocation that resource servers can see").
+ * `exp` + the allowed skew + this margin (README "Security model").
  */
 export const CLOCK_DRIFT_MARGIN_SECONDS = 30;
 

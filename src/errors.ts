@@ -1,5 +1,5 @@
 /**
- * Errors a client may see. Each has a stable snake_case code (the contract in PRODUCT.md) and a status;
+ * Errors a client may see. Each has a stable snake_case code (the contract in openapi.yaml) and a status;
  * the description is generic text for humans. Details and causes go to the log, never to the client.
  */
 export const errorStatus = {

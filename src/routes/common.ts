@@ -92,7 +92,7 @@ function cookieAttributes(config: Config) {
 }
 
 /**
- * Where the refresh token came from. Channel binding (PRODUCT.md): one issued in a cookie is accepted only
+ * Where the refresh token came from. Channel binding (README "Browser (SPA) flow"): one issued in a cookie is accepted only
  * from the cookie, one issued in a body only from a body; both at once is a 400.
  */
 export function presentedRefreshToken(

@@ -79,7 +79,7 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
 `;
 
 /**
- * The rotation decision (PRODUCT.md "Grace window", RFC 9700 §4.14.2). Exactly one caller presenting the
+ * The rotation decision (README "Security model", RFC 9700 §4.14.2). Exactly one caller presenting the
  * current token rotates; the others within the grace window get the nonce that determines the same
  * successor; any other genuine token of the session is reuse and revokes the session.
  *

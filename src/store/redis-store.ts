@@ -321,7 +321,7 @@ export class RedisStore implements Store {
 
   /**
    * Confirms that every revocation made before this call is on `replicasToAck` replicas, so a failover
-   * cannot bring it back (PRODUCT.md: lost data must not revive a revoked token). Writes a marker on the
+   * cannot bring it back (README "Security model": lost data must not revive a revoked token). Writes a marker on the
    * acks connection and WAITs for it: the master applied the revocation before the marker, replicas apply
    * the stream in order, so a replica holding the marker holds the revocation. Throws
    * StoreUnavailableError (503) when too few replicas answer in time; revoking again is harmless.

@@ -21,8 +21,8 @@ export interface RevocationsDeps {
 }
 
 /**
- * Every way a session or token is revoked ends the same way (PRODUCT.md "Revocation that resource servers
- * can see"): the store has revoked it; then it is logged, emitted as an event, announced on the revocation
+ * Every way a session or token is revoked ends the same way (README "Security model"): the store has
+ * revoked it; then it is logged, emitted as an event, announced on the revocation
  * stream for verifiers, and — where the store has replicas to wait for — confirmed to survive a failover.
  */
 export class Revocations {
