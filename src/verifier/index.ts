@@ -354,8 +354,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
           for (const [id, fields] of entries) {
             lastId = id;
             const fact = decodeFact(fields);
-            if (fact?.type === 'sid') revokedSids.set(fact.sid, fact.exp);
-            if (fact?.type === 'jti') deniedJtis.set(fact.jti, fact.exp);
+            // A fact's exp allows for latchkey's clock skew; this verifier accepts tokens for its own
+            // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
+            const until = (fact?.exp ?? 0) + tolerance * 1000;
+            if (fact?.type === 'sid') revokedSids.set(fact.sid, until);
+            if (fact?.type === 'jti') deniedJtis.set(fact.jti, until);
           }
         }
         await checkEpoch(reader);
