@@ -1,4 +1,4 @@
-import { createLocalJWKSet, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStore } from '../../src/store/redis-store.js';
@@ -133,6 +133,36 @@ describe('verifier: revocation seen within a second, no Redis call for a hot tok
     expect(await codeOf(v, login.access)).toBe('revoked');
     expect(v.stats().redisLookups).toBe(1);
   });
+
+  it.each([
+    ['the default tolerance', undefined],
+    ['a 30 s tolerance, longer than latchkey\'s skew', 30],
+  ] as const)(
+    'a revoked session and a deny-listed jti stay revoked in the cache until their token could no longer be accepted (%s)',
+    async (_label, tolerance) => {
+      let frozen: number | null = null;
+      const { v } = await env.verifier({ now: () => frozen ?? Date.now(), clockToleranceSeconds: tolerance });
+      const user = await register(env.t.app);
+      const bySession = await loginNative(env.t.app, user.email);
+      const byJti = await loginNative(env.t.app, user.email);
+      for (const login of [bySession, byJti]) expect(await codeOf(v, login.access)).toBe('accepted');
+      await post(env.t.app, '/logout', { refresh_token: bySession.refresh });
+      await post(env.t.app, '/logout', undefined, bearer(byJti.access));
+      for (const login of [bySession, byJti]) await within(1000, async () => (await codeOf(v, login.access)) === 'revoked');
+      const lookups = v.stats().redisLookups;
+
+      // The verifier's clock jumps to the last half second in which it would still take the token as unexpired;
+      // the revocation stream is read (and old facts pruned) at least once a second.
+      const exp = Math.max(decodeJwt(bySession.access).exp!, decodeJwt(byJti.access).exp!);
+      frozen = (exp + (tolerance ?? 5)) * 1000 - 500;
+      await new Promise((r) => setTimeout(r, 1500));
+      for (const login of [bySession, byJti]) expect(await codeOf(v, login.access)).toBe('revoked');
+      expect(v.stats().redisLookups).toBe(lookups);
+      // Half a second later the token has expired in its own right.
+      frozen += 1000;
+      expect(await codeOf(v, bySession.access)).toBe('expired');
+    },
+  );
 
   it('typed errors: expired, invalid', async () => {
     const user = await register(env.t.app);

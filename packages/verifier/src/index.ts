@@ -73,8 +73,13 @@ export interface VerifierOptions {
   redis?: RedisClientLike;
   /** latchkey's REDIS_KEY_PREFIX. Default `lk:`. */
   keyPrefix?: string;
-  /** Leeway for `exp`, seconds. Default 5, at most 30. */
+  /** Leeway for `exp` and `iat`, seconds. Default 5, at most 30. */
   clockToleranceSeconds?: number;
+  /**
+   * The longest `exp - iat` accepted, seconds: set it to latchkey's LATCHKEY_ACCESS_TOKEN_TTL. Default 86 400,
+   * the most latchkey allows.
+   */
+  maxLifetimeSeconds?: number;
   /** Behaviour while revocation state cannot be known. Default `{ policy: 'failClosed' }`. */
   revocation?: { policy: 'failClosed' } | { policy: 'failOpen'; maxSeconds: number };
   /** How old the last successful read of the revocation stream may be before state counts as unknown. Default 3000. */
@@ -118,9 +123,38 @@ interface Known {
 const BLOCK_MS = 1000;
 const silent: VerifierLogger = { warn: () => undefined, error: () => undefined };
 
+/**
+ * Exactly three unpadded base64url segments (RFC 7515 §2, §7.1), and no byte order mark before the
+ * header's or the payload's JSON (RFC 8259 §8.1): jose's decoders let padding and a BOM through.
+ */
+function wellFormed(token: string): boolean {
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return false;
+  const [header, payload] = token.split('.') as [string, string];
+  return !startsWithBom(header) && !startsWithBom(payload);
+}
+
+/** The first four base64url characters are exactly the first three bytes. */
+const startsWithBom = (segment: string) => Buffer.from(segment.slice(0, 4), 'base64url').equals(Buffer.from([0xef, 0xbb, 0xbf]));
+
+/**
+ * jose takes any JSON number for `iat` and `exp`: Infinity (1e309), fractions, an `iat` after `exp` or in
+ * the future. latchkey signs whole seconds (RFC 7519 §2 NumericDate) for a bounded lifetime.
+ */
+function plausibleTimes(payload: JWTPayload, nowMs: number, toleranceSeconds: number, maxLifetimeSeconds: number): boolean {
+  const { iat, exp } = payload;
+  return (
+    Number.isSafeInteger(iat) &&
+    Number.isSafeInteger(exp) &&
+    iat! <= nowMs / 1000 + toleranceSeconds &&
+    iat! < exp! &&
+    exp! - iat! <= maxLifetimeSeconds
+  );
+}
+
 export function createVerifier(options: VerifierOptions): Verifier {
   const now = options.now ?? Date.now;
   const tolerance = Math.min(options.clockToleranceSeconds ?? 5, 30);
+  const maxLifetime = options.maxLifetimeSeconds ?? 86_400;
   const prefix = options.keyPrefix ?? 'lk:';
   const maxStaleness = options.maxStalenessMs ?? 3000;
   const cacheSize = options.cacheSize ?? 10_000;
@@ -212,6 +246,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     let entry = known.get(token);
     if (!entry) {
       try {
+        if (!wellFormed(token)) return fail('invalid', 'not a JWS compact serialisation latchkey signs');
         const { payload } = await jwtVerify(token, getKey!, {
           issuer: options.issuer,
           audience: options.audience,
@@ -222,6 +257,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
           requiredClaims: ['sub', 'iat', 'exp', 'jti', 'sid'],
         });
         if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string') return fail('invalid', 'malformed claims');
+        if (!plausibleTimes(payload, t, tolerance, maxLifetime)) return fail('invalid', 'implausible iat or exp');
         entry = { claims: payload as AccessTokenClaims, revoked: false };
       } catch (err) {
         if (err instanceof VerifyError) throw err;
@@ -331,8 +367,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
           for (const [id, fields] of entries) {
             lastId = id;
             const fact = decodeFact(fields);
-            if (fact?.type === 'sid') revokedSids.set(fact.sid, fact.exp);
-            if (fact?.type === 'jti') deniedJtis.set(fact.jti, fact.exp);
+            // A fact's exp allows for latchkey's clock skew; this verifier accepts tokens for its own
+            // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
+            const until = (fact?.exp ?? 0) + tolerance * 1000;
+            if (fact?.type === 'sid') revokedSids.set(fact.sid, until);
+            if (fact?.type === 'jti') deniedJtis.set(fact.jti, until);
           }
         }
         await checkEpoch(reader);
