@@ -40,7 +40,7 @@ describe('the server started as in production logs no credential and no query st
       LOG_LEVEL: 'debug',
       LATCHKEY_KEYS_DIR: keysDir,
     };
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(process.execPath, ['--import', 'tsx', '--conditions=latchkey-source', 'src/server.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`latchkey did not start:\n${output}`)), 30_000);
       const onData = (d: Buffer) => {
@@ -127,7 +127,7 @@ describe('the server started as in production logs no credential and no query st
       await app.close();
     `;
     const env = { PATH: process.env.PATH, NODE_ENV: 'development', LATCHKEY_METRICS_PORT: '0', LOG_LEVEL: 'info', LATCHKEY_KEYS_DIR: keysDir };
-    const probe = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const probe = spawn(process.execPath, ['--import', 'tsx', '--conditions=latchkey-source', '--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     probe.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     probe.stderr?.on('data', (d: Buffer) => (out += d.toString()));

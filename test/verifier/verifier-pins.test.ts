@@ -1,7 +1,7 @@
 import { createPublicKey } from 'node:crypto';
 import { createLocalJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createVerifier, VerifyError, type Verifier } from '../../src/verifier/index.js';
+import { createVerifier, VerifyError, type Verifier } from '@latchkey/verifier';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { loginNative, register } from '../helpers/client.js';
 import { forgeries, latchkeySigningKey, resign, type Context } from '../helpers/forge.js';

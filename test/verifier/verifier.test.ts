@@ -192,17 +192,18 @@ describe('verifier: when Redis is unreachable or lost its data', () => {
     const user = await register(env.t.app);
     const { access } = await loginNative(env.t.app, user.email);
     const fresh = await loginNative(env.t.app, user.email);
-    const closed = await env.verifier({ maxStalenessMs: 300 });
-    const open = await env.verifier({ maxStalenessMs: 300, revocation: { policy: 'failOpen', maxSeconds: 2 } });
+    // The stream is read in blocks of up to a second: a staleness bound above that keeps a healthy verifier fresh.
+    const closed = await env.verifier({ maxStalenessMs: 1500 });
+    const open = await env.verifier({ maxStalenessMs: 1500, revocation: { policy: 'failOpen', maxSeconds: 5 } });
     for (const { v } of [closed, open]) expect(await codeOf(v, access)).toBe('accepted');
 
     await env.redis.kill();
-    await within(2000, async () => (await codeOf(closed.v, access)) === 'unavailable');
+    await within(4000, async () => (await codeOf(closed.v, access)) === 'unavailable');
     expect(await codeOf(open.v, access)).toBe('accepted');
     // a token never seen before: signature alone under failOpen, refused under failClosed
     expect(await codeOf(open.v, fresh.access)).toBe('accepted');
     expect(await codeOf(closed.v, fresh.access)).toBe('unavailable');
-    await within(4000, async () => (await codeOf(open.v, access)) === 'unavailable');
+    await within(9000, async () => (await codeOf(open.v, access)) === 'unavailable');
     expect(closed.v.stats().unavailable).toBeGreaterThan(0);
 
     await env.redis.restart();
