@@ -153,7 +153,8 @@ describe('verifier: revocation seen within a second, no Redis call for a hot tok
 
       // The verifier's clock jumps to the last half second in which it would still take the token as unexpired;
       // the revocation stream is read (and old facts pruned) at least once a second.
-      const exp = Math.max(decodeJwt(bySession.access).exp!, decodeJwt(byJti.access).exp!);
+      // The earlier of the two expiries (the logins may straddle a second), so neither token has expired yet.
+      const exp = Math.min(decodeJwt(bySession.access).exp!, decodeJwt(byJti.access).exp!);
       frozen = (exp + (tolerance ?? 5)) * 1000 - 500;
       await new Promise((r) => setTimeout(r, 1500));
       for (const login of [bySession, byJti]) expect(await codeOf(v, login.access)).toBe('revoked');
@@ -186,6 +187,7 @@ describe('verifier: when Redis is unreachable or lost its data', () => {
   afterAll(async () => env.close());
   afterEach(async () => {
     if (env.redis.stopped) await env.redis.restart();
+    await within(10_000, async () => (await env.t.app.inject('/readyz')).statusCode === 200);
   });
 
   it('failClosed (default) refuses with unavailable; failOpen accepts for its window only; both recover', async () => {
@@ -217,6 +219,7 @@ describe('verifier: when Redis is unreachable or lost its data', () => {
     expect(await codeOf(v, revokedLater.access)).toBe('accepted');
     // Restart without persistence: every session, user and revocation fact is gone.
     await env.redis.restart();
+    await within(10_000, async () => (await env.t.app.inject('/readyz')).statusCode === 200);
     await within(5000, async () => (await codeOf(v, revokedLater.access)) === 'revoked');
 
     // A flush does the same; accounts made after it work as usual.
