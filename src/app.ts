@@ -10,7 +10,9 @@ import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
+import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
 import { metaRoutes } from './routes/meta.js';
+import { oauthRoutes } from './routes/oauth.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { verifyRoutes } from './routes/verify.js';
@@ -19,6 +21,7 @@ import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
 import { BearerAuth } from './tokens/bearer.js';
+import { Clients } from './tokens/clients.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
 
@@ -122,6 +125,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   const bearer = new BearerAuth({ store, access, clock, log });
   const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  const clients = new Clients(config.clients);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -159,13 +163,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config });
+      await scope.register(oauthRoutes, { issuer, revocations, bearer, clients, store, config });
+      await scope.register(discoveryRoutes, { config });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
-      await scope.register(verifyRoutes, { bearer, config });
+      await scope.register(verifyRoutes, { bearer, config, store });
       await scope.register(metaRoutes, { config, keys, store, clock });
     },
     { prefix: config.basePath },
   );
+  await app.register(rootDiscoveryRoutes, { config });
   return app;
 }
 

@@ -82,6 +82,11 @@ export class Metrics {
   /** Adds the process's own metrics (CPU, memory, event-loop delay, GC); once, for the served registry. */
   collectProcessMetrics(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
+    // prom-client names three gauges `…_total`, which Prometheus reserves for counters (`promtool check
+    // metrics` refuses them). Their per-type twins without the suffix stay; the totals are their sums.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(`latchkey_${name}`);
+    }
   }
 
   request(method: string, route: string, statusCode: number, seconds: number): void {

@@ -14,6 +14,7 @@ interface MemSession extends SessionRecord {
   macKey: Buffer;
   current: Buffer;
   channel: string;
+  client: string | null;
   /** The token spent last, while the grace window may still need it. */
   spent: { hash: Buffer; at: number; nonce: string } | null;
 }
@@ -96,6 +97,7 @@ export class MemoryStore implements Store {
       macKey: Buffer.from(s.macKey),
       current: Buffer.from(s.secretHash),
       channel: s.channel,
+      client: s.client ?? null,
       spent: null,
     });
     this.sessions.set(s.userId, live);
@@ -106,6 +108,7 @@ export class MemoryStore implements Store {
       expiresAt,
       absoluteExpiresAt,
       roles: [...user.roles],
+      client: s.client ?? null,
     };
   }
 
@@ -120,6 +123,7 @@ export class MemoryStore implements Store {
       return { status: 'invalid' };
     }
     if (s.channel !== q.channel) return { status: 'invalid' };
+    if (q.client !== undefined && s.client !== q.client) return { status: 'invalid' };
     if (q.now >= s.expiresAt) {
       live.delete(s.id);
       return { status: 'invalid' };
@@ -211,7 +215,7 @@ export class MemoryStore implements Store {
   }
 
   private state(s: MemSession, roles: string[]) {
-    return { tag: sessionTag(s.macKey, s.current), expiresAt: s.expiresAt, absoluteExpiresAt: s.absoluteExpiresAt, roles };
+    return { tag: sessionTag(s.macKey, s.current), expiresAt: s.expiresAt, absoluteExpiresAt: s.absoluteExpiresAt, roles, client: s.client };
   }
 
   /** The user's sessions with expired ones dropped (what Redis TTLs do on their own). */

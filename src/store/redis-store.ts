@@ -209,9 +209,10 @@ export class RedisStore implements Store {
       s.ip ?? '',
       s.userAgent ?? '',
       s.maxSessions,
+      s.client ?? '',
     )) as Reply;
     if (r[0] !== 'created') return { status: 'user_unavailable' };
-    return { status: 'created', ...issued(r), evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
+    return { status: 'created', ...issued(r), client: s.client ?? null, evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
   }
 
   async rotate(q: RotateRequest): Promise<RotateResult> {
@@ -233,6 +234,8 @@ export class RedisStore implements Store {
       q.graceMs,
       q.ip ?? '',
       q.userAgent ?? '',
+      q.client === undefined ? '0' : '1',
+      q.client ?? '',
     )) as Reply;
     switch (r[0]) {
       case 'rotated':
@@ -358,6 +361,7 @@ function issued(r: Reply): IssuedState {
     expiresAt: Number(r[2]),
     absoluteExpiresAt: Number(r[3]),
     roles: parseRoles(r[4]),
+    client: r[6] ? String(r[6]) : null,
   };
 }
 

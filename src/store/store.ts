@@ -52,6 +52,8 @@ export interface NewSession {
   /** Per-session key that authenticates this session's tokens (see `tag`). 16 random bytes. */
   macKey: Buffer;
   channel: Channel;
+  /** The client the session is for (RFC 9068 §2.2); null: its channel's default client, stored as nothing. */
+  client?: string | null;
   userAgent: string | null;
   ip: string | null;
   now: number;
@@ -74,6 +76,11 @@ export interface PresentedToken {
 
 export interface RotateRequest extends PresentedToken {
   channel: Channel;
+  /**
+   * When given, only a session of this client (null: the channel's default) rotates; any other is
+   * 'invalid' and stays as it is (RFC 6749 §6: the refresh token must have been issued to the client).
+   */
+  client?: string | null;
   /** SHA-256 of the candidate successor's secret. Used only if this call rotates. */
   successorHash: Buffer;
   /**
@@ -94,6 +101,8 @@ export interface IssuedState {
   expiresAt: number;
   absoluteExpiresAt: number;
   roles: string[];
+  /** The session's client, as given to createSession. */
+  client: string | null;
 }
 
 export type RotateResult =

@@ -14,6 +14,7 @@ import {
   successorSecret,
 } from './refresh-token.js';
 import type { Revocations } from './revocation.js';
+import { DEFAULT_CLIENTS } from '../config.js';
 
 export interface ClientContext {
   ip: string | null;
@@ -64,8 +65,11 @@ export class TokenIssuer {
     this.log = deps.log;
   }
 
-  /** Starts a session (a refresh family) for an authenticated user. */
-  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+  /**
+   * Starts a session (a refresh family) for an authenticated user, for `client` (null: the channel's
+   * default client; see tokens/clients.ts).
+   */
+  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext, client: string | null = null): Promise<IssuedTokens> {
     return this.issuing(async () => {
       const now = this.now();
       const sessionId = newSessionId();
@@ -76,6 +80,7 @@ export class TokenIssuer {
         secretHash: hashSecret(secret),
         macKey: newMacKey(),
         channel,
+        client,
         userAgent: ctx.userAgent,
         ip: ctx.ip,
         now,
@@ -92,6 +97,7 @@ export class TokenIssuer {
       const access = await this.deps.access.sign({
         userId: user.id,
         sessionId,
+        clientId: clientClaim(client, channel),
         roles: created.roles,
         now,
         notAfter: created.absoluteExpiresAt,
@@ -112,13 +118,13 @@ export class TokenIssuer {
    * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
    * rotates, the candidate becomes current; if the token was just spent (grace window), the successor is
    * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
-   * same one.
+   * same one. With `client` (null: the channel's default), only a session of that client rotates.
    */
-  async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
-    return this.issuing(() => this.rotate(token, channel, ctx));
+  async refresh(token: string, channel: Channel, ctx: ClientContext, client?: string | null): Promise<IssuedTokens> {
+    return this.issuing(() => this.rotate(token, channel, ctx, client));
   }
 
-  private async rotate(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+  private async rotate(token: string, channel: Channel, ctx: ClientContext, client: string | null | undefined): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
     if (!presented) {
       this.deps.metrics?.refresh('invalid');
@@ -133,6 +139,7 @@ export class TokenIssuer {
       secretHash: hashSecret(presented.secret),
       tag: presented.tag,
       channel,
+      ...(client !== undefined && { client }),
       successorHash: hashSecret(candidate),
       successorNonce: nonce,
       now,
@@ -152,6 +159,7 @@ export class TokenIssuer {
     const access = await this.deps.access.sign({
       userId: presented.userId,
       sessionId: presented.sessionId,
+      clientId: clientClaim(result.client, channel),
       roles: result.roles,
       now,
       notAfter: result.absoluteExpiresAt,
@@ -181,6 +189,11 @@ export class TokenIssuer {
       this.inFlight--;
     }
   }
+}
+
+/** The `client_id` claim (RFC 9068 §2.2): a session stores its client only when it is not the default. */
+function clientClaim(client: string | null, channel: Channel): string {
+  return client ?? DEFAULT_CLIENTS[channel === 'cookie' ? 'browser' : 'native'];
 }
 
 function secondsUntil(at: number, now: number): number {

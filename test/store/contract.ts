@@ -47,7 +47,13 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       return id;
     }
 
-    async function login(userId: string, now = T0, channel: Channel = 'body', extra: Partial<typeof policy> = {}): Promise<Held> {
+    async function login(
+      userId: string,
+      now = T0,
+      channel: Channel = 'body',
+      extra: Partial<typeof policy> = {},
+      client?: string | null,
+    ): Promise<Held> {
       const sessionId = newSessionId();
       const secret = newSecret();
       const macKey = newMacKey();
@@ -64,6 +70,7 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
         refreshTtlMs: p.refreshTtlMs,
         absoluteTtlMs: p.absoluteTtlMs,
         maxSessions: p.maxSessions,
+        ...(client !== undefined && { client }),
       });
       if (r.status !== 'created') throw new Error('session not created');
       expect(r.tag).toBe(sessionTag(macKey, hashSecret(secret)));
@@ -185,6 +192,20 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       const h0 = await login(await newUser(), T0, 'cookie');
       expect((await refresh({ ...h0, channel: 'body' }, T0 + MIN)).r.status).toBe('invalid');
       expect((await refresh(h0, T0 + MIN)).r.status).toBe('rotated');
+    });
+
+    it('a session remembers its client; a rotation for another client is refused and changes nothing', async () => {
+      const user = await newUser();
+      const mobile = await login(user, T0, 'body', {}, 'ios-app');
+      expect((await refresh(mobile, T0 + 1, { client: null })).r.status).toBe('invalid');
+      expect((await refresh(mobile, T0 + 2, { client: 'other' })).r.status).toBe('invalid');
+      const named = await refresh(mobile, T0 + 3, { client: 'ios-app' });
+      expect(named.r).toMatchObject({ status: 'rotated', client: 'ios-app' });
+      // Without a client to check, any session rotates, and the grace answer keeps the client too.
+      expect((await refresh(mobile, T0 + 4)).r).toMatchObject({ status: 'grace', client: 'ios-app' });
+      const plain = await login(user);
+      expect((await refresh(plain, T0 + 5, { client: 'ios-app' })).r.status).toBe('invalid');
+      expect((await refresh(plain, T0 + 6, { client: null })).r).toMatchObject({ status: 'rotated', client: null });
     });
 
     it('an idle refresh token expires, and rotation never extends the absolute lifetime', async () => {

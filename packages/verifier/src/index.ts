@@ -28,6 +28,8 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string;
   sid: string;
   roles?: string[];
+  /** The client the session was started for (RFC 9068 §2.2). */
+  client_id?: string;
 }
 
 export type VerifyErrorCode = 'expired' | 'revoked' | 'invalid' | 'unavailable';
