@@ -151,7 +151,7 @@ describe('the example SPA in Chromium', () => {
   });
 
   async function newContext(): Promise<BrowserContext> {
-    const context = await browser.newContext({ viewport: { width: 1000, height: 820 } });
+    const context = await browser.newContext({ viewport: { width: 1000, height: 600 } });
     context.setDefaultTimeout(ACTION_TIMEOUT);
     contexts.push(context);
     return context;
@@ -183,7 +183,8 @@ describe('the example SPA in Chromium', () => {
     await page.fill('#email', email);
     await page.fill('#password', PASSWORD);
     await press(page, '#login');
-    await page.waitForSelector('body[data-state="signed-in"]');
+    await page.waitForSelector('body[data-state="signed-in"], #status.error');
+    expect(await state(page), `login failed: ${await page.textContent('#status')}`).toBe('signed-in');
   }
 
   async function registerAndLogin(page: Page): Promise<{ email: string; userId: string }> {
@@ -195,6 +196,24 @@ describe('the example SPA in Chromium', () => {
     const { id } = (await registered.json()) as { id: string };
     await login(page, email);
     return { email, userId: id };
+  }
+
+  /** An account made directly through the API, for tests whose subject is not registration. */
+  async function newAccount(): Promise<{ email: string; userId: string }> {
+    const email = uniqueEmail('spa');
+    const res = await fetch(`${urls.latchkey}/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email, password: PASSWORD }),
+    });
+    expect(res.status).toBe(201);
+    return { email, userId: ((await res.json()) as { id: string }).id };
+  }
+
+  async function loginNewAccount(page: Page): Promise<{ email: string; userId: string }> {
+    const account = await newAccount();
+    await login(page, account.email);
+    return account;
   }
 
   /** Clicks "Call the API" and returns the API's first answer (before any refresh-and-retry). */
@@ -238,6 +257,7 @@ describe('the example SPA in Chromium', () => {
     await press(page, '#load-sessions');
     await page.waitForSelector('#sessions tr:nth-child(2)');
     expect(await page.locator('#sessions tr.current').getAttribute('data-session-id')).toBe(sessionId);
+    if (screenshots) await page.screenshot({ path: docs('spa.png'), fullPage: true });
     await press(page, '#sessions tr:not(.current) .revoke');
     await page.waitForSelector('#sessions tr:not(.current)', { state: 'detached' });
     expect(await refresh(other)).toBe(401);
@@ -254,7 +274,6 @@ describe('the example SPA in Chromium', () => {
     expect(await page.textContent('#session-id')).toBe(sessionId);
     expect(await callApi(page)).toBe(200);
     expect(await readableByScripts(page)).not.toMatch(/lk_rt|eyJ/);
-    if (screenshots) await page.screenshot({ path: docs('spa.png') });
 
     await press(page, '#logout');
     await page.waitForSelector('body[data-state="signed-out"]');
@@ -270,7 +289,7 @@ describe('the example SPA in Chromium', () => {
     await page.clock.install();
     await page.goto(spa.url);
     await page.waitForSelector('body[data-state="signed-out"]');
-    await registerAndLogin(page);
+    await loginNewAccount(page);
     expect(await page.textContent('#expires-in')).toMatch(/^(900|899) s$/);
 
     await page.clock.fastForward((900 - 61) * 1000);
@@ -285,7 +304,7 @@ describe('the example SPA in Chromium', () => {
   it('two tabs refreshing at the same moment, ten times over, stay signed in (the grace window)', async () => {
     const context = await newContext();
     const first = await open(context);
-    await registerAndLogin(first);
+    await loginNewAccount(first);
     const second = await open(context);
     expect(await state(second)).toBe('signed-in');
     const outcomes = gate.outcomes.length;
@@ -310,7 +329,7 @@ describe('the example SPA in Chromium', () => {
   it('"log out everywhere" in another browser stops this one at the API within about a second, and its refresh', async () => {
     const here = await newContext();
     const page = await open(here);
-    const { email } = await registerAndLogin(page);
+    const { email } = await loginNewAccount(page);
     // The resource server has seen (and cached) this token.
     expect(await callApi(page)).toBe(200);
 
@@ -323,6 +342,7 @@ describe('the example SPA in Chromium', () => {
 
     // The app's reaction to a 401 from the API is one refresh, which must fail too.
     const refreshed = page.waitForResponse((r) => r.url().endsWith('/refresh'));
+    refreshed.catch(() => undefined); // awaited below; never an unhandled rejection if the test fails first
     let status = 200;
     while (status === 200 && Date.now() - revokedAt < 3000) {
       status = await callApi(page);
@@ -340,7 +360,7 @@ describe('the example SPA in Chromium', () => {
   it('a page on an origin latchkey does not allow can neither read nor change the session', async () => {
     const context = await newContext();
     const page = await open(context);
-    const { userId } = await registerAndLogin(page);
+    const { userId } = await loginNewAccount(page);
     const [before] = await test.store.listSessions(userId, Date.now());
     const revocations = events.length;
 
