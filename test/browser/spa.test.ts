@@ -10,11 +10,11 @@ import { buildApp } from '../../src/app.js';
 import type { Config } from '../../src/config.js';
 import type { AuthEvent } from '../../src/events.js';
 import type { RedisStore } from '../../src/store/redis-store.js';
-import type { RotateResult, Store } from '../../src/store/store.js';
 import { createTestStore, silentLogger, testConfig, type TestStore } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 import { chromiumAvailable, CHROMIUM, launchChromium } from '../support/chromium.js';
 import { testRedisUrl } from '../support/redis.js';
+import { gateRotations } from '../support/rotation-gate.js';
 
 /**
  * The example single-page app (examples/spa) in a real, headless Chromium, on 127.0.0.1: the app on one
@@ -29,59 +29,6 @@ import { testRedisUrl } from '../support/redis.js';
 const screenshots = process.env.LATCHKEY_SCREENSHOTS === '1';
 const docs = (file: string) => fileURLToPath(new URL(`../../docs/${file}`, import.meta.url));
 const ACTION_TIMEOUT = 10_000;
-
-/**
- * Holds the store's rotations until `n` have arrived (or 3 s pass), so that refreshes from two tabs are
- * certainly in flight together: each was sent before either answer came back, hence with the same cookie.
- * Records how each rotation ended.
- */
-function gateRotations(store: Store) {
-  let expected = 0;
-  let waiting: Array<() => void> = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const outcomes: Array<RotateResult['status']> = [];
-  let overlaps = 0;
-  const release = () => {
-    clearTimeout(timer);
-    expected = 0;
-    const all = waiting;
-    waiting = [];
-    for (const go of all) go();
-  };
-  const gated = new Proxy(store, {
-    get(target, prop) {
-      if (prop === 'rotate') {
-        return async (request: Parameters<Store['rotate']>[0]) => {
-          if (expected > 0) {
-            await new Promise<void>((resolve) => {
-              waiting.push(resolve);
-              if (waiting.length >= expected) {
-                overlaps += 1;
-                release();
-              }
-            });
-          }
-          const result = await target.rotate(request);
-          outcomes.push(result.status);
-          return result;
-        };
-      }
-      const value = Reflect.get(target, prop, target) as unknown;
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-  return {
-    store: gated,
-    outcomes,
-    get overlaps() {
-      return overlaps;
-    },
-    arm(n: number) {
-      expected = n;
-      timer = setTimeout(release, 3000);
-    },
-  };
-}
 
 async function listen(app: FastifyInstance): Promise<string> {
   await app.listen({ host: '127.0.0.1', port: 0 });
