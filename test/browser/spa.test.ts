@@ -286,6 +286,7 @@ describe('the example SPA in Chromium', () => {
     expect(loggedOut.status()).toBe(204);
     const revokedAt = Date.now();
     await elsewhere.waitForSelector('body[data-state="signed-out"]');
+    expect(await refreshCookie(elsewhere.context())).toBeUndefined();
 
     // The app's reaction to a 401 from the API is one refresh, which must fail too.
     const refreshed = page.waitForResponse((r) => r.url().endsWith('/refresh'));
