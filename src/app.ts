@@ -1,3 +1,4 @@
+import fastifyCors from '@fastify/cors';
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -11,6 +12,7 @@ import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
+import { corsOptions } from './routes/cors.js';
 import { metaRoutes } from './routes/meta.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -151,6 +153,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     return reply.code(404).send(api.toBody());
   });
 
+  // Before everything else, so that errors (401, 429, 503) carry CORS headers too and a page can read them.
+  await app.register(fastifyCors, corsOptions(config));
   // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
   // throttling across instances would need a shared store and is not attempted here.
   await app.register(fastifyRateLimit, {

@@ -120,6 +120,13 @@ const schema = z
       .optional()
       .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined))
       .pipe(z.array(origin).optional()),
+    // Origins of hybrid apps (a web view that sends an Origin, such as capacitor://localhost) that may
+    // receive a refresh token in a body; every other request carrying an Origin is a browser's.
+    LATCHKEY_NATIVE_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []))
+      .pipe(z.array(z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s/,]+$/, 'must be origins like capacitor://localhost'))),
     LATCHKEY_REGISTRATION: bool(true),
     LATCHKEY_ACCESS_TOKEN_TTL: seconds(900, 60).refine((v) => v <= 86_400, 'must be at most 86400 (1 day)'),
     LATCHKEY_REFRESH_TOKEN_TTL: seconds(7 * 86_400, 60),
@@ -219,7 +226,10 @@ export interface Config {
   issuer: string;
   audience: string;
   basePath: string;
+  /** Origins that may use cookie sessions, and get CORS with credentials. */
   allowedOrigins: string[];
+  /** Origins that may receive a refresh token in a body (hybrid apps); they get CORS too. */
+  nativeOrigins: string[];
   registration: boolean;
   accessTokenTtl: number;
   refreshTokenTtl: number;
@@ -333,6 +343,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
     audience: e.LATCHKEY_AUDIENCE ?? issuer,
     basePath: e.LATCHKEY_BASE_PATH,
     allowedOrigins: e.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(issuer).origin],
+    nativeOrigins: e.LATCHKEY_NATIVE_ORIGINS,
     registration: e.LATCHKEY_REGISTRATION,
     accessTokenTtl: e.LATCHKEY_ACCESS_TOKEN_TTL,
     refreshTokenTtl: e.LATCHKEY_REFRESH_TOKEN_TTL,

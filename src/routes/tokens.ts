@@ -16,6 +16,7 @@ import {
   clientContext,
   parse,
   presentedRefreshToken,
+  refuseBodyTokensToBrowsers,
   requireAllowedOrigin,
   sendTokens,
 } from './common.js';
@@ -46,6 +47,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const body = parse(loginBody, request.body);
     const browser = body.client === 'browser';
     if (browser) requireAllowedOrigin(request, config);
+    else refuseBodyTokensToBrowsers(request, config, 'client: a request with an Origin comes from a browser, which must log in with "browser"');
     const client = clients.resolve(body.client_id, body.client, request.headers.origin);
     const user = await accounts.authenticate(body.email, body.password);
     const issued = await issuer.startSession(user, channelOf(body.client), clientContext(request), client);
@@ -56,6 +58,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const body = parse(refreshBody, request.body);
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     if (!presented) throw new ApiError('invalid_request', 'refresh_token: required (in the body or the cookie)');
+    if (presented.channel === 'body') refuseBodyTokensToBrowsers(request, config, 'refresh_token: a request with an Origin comes from a browser, which refreshes with the cookie');
     const issued = await issuer.refresh(presented.token, presented.channel, clientContext(request));
     return sendTokens(reply, config, issued, presented.channel === 'cookie');
   });

@@ -31,6 +31,7 @@ describe('responses match openapi.yaml', () => {
     check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD }));
     check('post', '/login', await post(t.app, '/login', { email, password: 'wrong-password' }));
     check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD, client: 'browser' }));
+    check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD }, { origin: ORIGIN }));
     const browser = await loginBrowser(t.app, email, t.config.cookie.name);
     check('post', '/login', browser.res);
 
@@ -38,6 +39,7 @@ describe('responses match openapi.yaml', () => {
     check('post', '/refresh', refreshed);
     check('post', '/refresh', await post(t.app, '/refresh', { refresh_token: 'lk_rt_nope' }));
     check('post', '/refresh', await post(t.app, '/refresh', {}));
+    check('post', '/refresh', await post(t.app, '/refresh', { refresh_token: native.refresh }, { origin: ORIGIN }));
     check('post', '/refresh', await t.app.inject({ method: 'POST', url: '/refresh', headers: { origin: 'https://evil.example' }, cookies: { [t.config.cookie.name]: browser.cookie } }));
     check('post', '/refresh', await t.app.inject({ method: 'POST', url: '/refresh', headers: { origin: ORIGIN }, cookies: { [t.config.cookie.name]: browser.cookie } }));
 
