@@ -87,7 +87,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
   const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
-  const metrics = new Metrics({ hasher, keys, clock });
+  const metrics = new Metrics({ hasher, keys, clock, store });
+  store.observe?.((command) => metrics.storeCommand(command));
   const events = new EventBus(logger);
   events.on((event) => metrics.event(event));
   if (overrides.onEvent) events.on(overrides.onEvent);
@@ -105,6 +106,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     log,
     horizonMs,
     graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+    metrics,
   });
   const issuer = new TokenIssuer({
     store,
@@ -120,8 +122,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       maxSessionsPerUser: config.maxSessionsPerUser,
     },
   });
-  const bearer = new BearerAuth({ store, access, clock, log });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d) });
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, events });
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -151,6 +153,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   // throttling across instances would need a shared store and is not attempted here.
   await app.register(fastifyRateLimit, {
     global: false,
+    onExceeded: (request) => {
+      if (request.routeOptions.url?.endsWith('/login')) events.emit({ type: 'login_failed', cause: 'throttled', userId: null });
+    },
     errorResponseBuilder: (_request, context) =>
       new ApiError('rate_limited', 'Too many attempts; retry later.', {
         'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),

@@ -22,6 +22,7 @@ import type {
   RotateResult,
   SessionRecord,
   Store,
+  StoreCommand,
   UserRecord,
 } from './store.js';
 
@@ -128,10 +129,22 @@ export class RedisStore implements Store {
     }
   }
 
+  private observer: ((command: StoreCommand) => void) | undefined;
+
+  observe(listener: (command: StoreCommand) => void): void {
+    this.observer = listener;
+  }
+
   private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
     try {
-      return await fn();
+      const result = await fn();
+      this.observer?.({ command: what, seconds: (performance.now() - started) / 1000, failure: null });
+      return result;
     } catch (err) {
+      // ioredis rejects with "Command timed out" once commandTimeout passes.
+      const failure = /timed out/i.test((err as Error).message) ? 'timeout' : 'error';
+      this.observer?.({ command: what, seconds: (performance.now() - started) / 1000, failure });
       throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
     }
   }

@@ -111,8 +111,19 @@ export type CreateSessionResult =
   | ({ status: 'created'; evicted: string[] } & IssuedState)
   | { status: 'user_unavailable' };
 
+/** One call to the store's backend (Redis), for metrics: no key, no argument, only its family. */
+export interface StoreCommand {
+  /** The store operation: a method name or a script name (`lkRotate`). */
+  command: string;
+  seconds: number;
+  failure: 'timeout' | 'error' | null;
+}
+
 export interface Store {
   readonly kind: 'redis' | 'memory';
+
+  /** Reports every call to the backend. A store with no backend to call (memory) need not implement it. */
+  observe?(listener: (command: StoreCommand) => void): void;
 
   /** Adds a user unless the e-mail is taken. */
   createUser(user: UserRecord): Promise<'created' | 'conflict'>;

@@ -101,10 +101,18 @@ export class AccessTokens {
       }
       return payload as unknown as AccessClaims;
     } catch (err) {
-      if (err instanceof errors.JOSEError) throw invalidToken();
+      if (err instanceof errors.JOSEError) throw Object.assign(invalidToken(), { refusal: err instanceof errors.JWTExpired ? 'expired' : 'invalid' });
       throw err;
     }
   }
+}
+
+/**
+ * Why `verify` refused a token, for metrics only: the client gets the same `invalid_token` either way.
+ * `expired` only when everything but the lifetime held (jose checks the signature first).
+ */
+export function refusalOf(err: unknown): 'expired' | 'invalid' {
+  return (err as { refusal?: string }).refusal === 'expired' ? 'expired' : 'invalid';
 }
 
 /** RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), base64url-encoded. */

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.js';
 import type { AuthEvent, EventBus, SessionRevokeReason, UserRevokeReason } from '../events.js';
+import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { RevocationFact } from '@latchkey/verifier/protocol';
 import type { AccessClaims } from './access-token.js';
@@ -18,6 +19,7 @@ export interface RevocationsDeps {
   horizonMs: number;
   /** Clock skew plus drift margin, in ms: how long past `exp` a deny-list entry must outlive the token. */
   graceAfterExpMs: number;
+  metrics?: Pick<Metrics, 'revocationPublished'>;
 }
 
 /**
@@ -137,7 +139,9 @@ export class Revocations {
     if (facts.length === 0) return;
     try {
       await this.deps.store.publish(facts, now);
+      this.deps.metrics?.revocationPublished((this.deps.clock() - now) / 1000);
     } catch (err) {
+      this.deps.metrics?.revocationPublished(null);
       this.deps.log.error({ reason: (err as Error).message, facts: facts.length }, 'could not publish revocations to verifiers');
     }
   }
