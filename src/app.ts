@@ -107,6 +107,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     horizonMs,
     graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
     metrics,
+    sessionMaxMs: config.sessionMaxTtl * 1000,
   });
   const issuer = new TokenIssuer({
     store,

@@ -3,12 +3,22 @@ import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
-import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '@latchkey/verifier/protocol';
+import {
+  encodeFact,
+  isActiveArgs,
+  isActiveLua,
+  keyNames,
+  parseGlobal,
+  revokedGlobally,
+  type GlobalRevocation,
+  type RevocationFact,
+} from '@latchkey/verifier/protocol';
 import {
   createSessionLua,
   listSessionsLua,
   revokeAllLua,
   revokeByTokenLua,
+  revokeEveryoneLua,
   revokeSessionLua,
   rotateLua,
 } from './redis-scripts.js';
@@ -37,6 +47,7 @@ const scripts = {
   lkRevokeAll: { numberOfKeys: 3, lua: revokeAllLua },
   lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
   lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
+  lkRevokeEveryone: { numberOfKeys: 1, lua: revokeEveryoneLua },
 } as const;
 
 type ScriptName = keyof typeof scripts;
@@ -224,7 +235,7 @@ export class RedisStore implements Store {
       s.maxSessions,
     )) as Reply;
     if (r[0] !== 'created') return { status: 'user_unavailable' };
-    return { status: 'created', ...issued(r), evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
+    return { status: 'created', ...issued(r, s.now), evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
   }
 
   async rotate(q: RotateRequest): Promise<RotateResult> {
@@ -249,9 +260,9 @@ export class RedisStore implements Store {
     )) as Reply;
     switch (r[0]) {
       case 'rotated':
-        return { status: 'rotated', ...issued(r) };
+        return { status: 'rotated', ...issued(r, Number(r[5] ?? 0)) };
       case 'grace':
-        return { status: 'grace', ...issued(r), successorNonce: String(r[5]) };
+        return { status: 'grace', ...issued(r, Number(r[6] ?? 0)), successorNonce: String(r[5]) };
       case 'reused':
         return { status: 'reused' };
       default:
@@ -309,10 +320,26 @@ export class RedisStore implements Store {
     await this.run('denyAccessToken', () => this.client.set(k.deny(userId, jti), '1', 'PX', ttl));
   }
 
-  async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
+  /**
+   * The user's revocation state and the incident switch live in different Cluster slots, so one script
+   * cannot read both: the switch is read by a command of its own, sent together with the script (one
+   * round trip on a single node) and never cached, so a switch pulled on any instance holds here at once.
+   */
+  async isAccessTokenActive(
+    c: { userId: string; sessionId: string; jti: string; iat: number; roles?: readonly string[] },
+    now: number,
+  ): Promise<boolean> {
     const [state, index, deny, ...argv] = isActiveArgs('', { sub: c.userId, sid: c.sessionId, jti: c.jti }, now);
-    const r = await this.script('lkIsActive', state!, index!, deny!, ...argv);
-    return r === 1;
+    const [r, global] = await Promise.all([this.script('lkIsActive', state!, index!, deny!, ...argv), this.globalRevocation()]);
+    return r === 1 && !revokedGlobally(global, c);
+  }
+
+  async revokeEveryone(revokedAfter: number, role: string | null, retainMs: number): Promise<void> {
+    await this.script('lkRevokeEveryone', k.global, role === null ? 'ra' : `ra:${role}`, revokedAfter, Math.max(1, Math.ceil(retainMs)));
+  }
+
+  async globalRevocation(): Promise<GlobalRevocation> {
+    return parseGlobal(await this.run('globalRevocation', () => this.client.hgetall(k.global)));
   }
 
   /**
@@ -365,12 +392,13 @@ export class RedisStore implements Store {
 /** The channel as stored: one byte per session instead of a word. */
 const channelCode = (c: Channel): string => (c === 'cookie' ? 'c' : 'b');
 
-function issued(r: Reply): IssuedState {
+function issued(r: Reply, createdAt: number): IssuedState {
   return {
     tag: String(r[1]),
     expiresAt: Number(r[2]),
     absoluteExpiresAt: Number(r[3]),
     roles: parseRoles(r[4]),
+    createdAt,
   };
 }
 

@@ -66,7 +66,10 @@ export class BearerAuth {
     let active: boolean;
     const started = performance.now();
     try {
-      active = await this.deps.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
+      active = await this.deps.store.isAccessTokenActive(
+        { userId: claims.sub, sessionId: claims.sid, jti: claims.jti, iat: claims.iat, roles: claims.roles },
+        now,
+      );
       this.storeAnsweredAt = now;
     } catch (err) {
       if (failOpenMs > 0 && now - this.storeAnsweredAt <= failOpenMs) {
