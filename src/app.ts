@@ -14,6 +14,7 @@ import { metaRoutes } from './routes/meta.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { verifyRoutes } from './routes/verify.js';
+import type { Tracing } from './tracing.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
@@ -29,6 +30,8 @@ export interface AppOverrides {
   clock?: () => number;
   logger?: Logger;
   onEvent?: (event: AuthEvent) => void;
+  /** OpenTelemetry, when started (src/tracing.ts): every request gets a span. */
+  tracing?: Tracing;
 }
 
 export interface AppServices {
@@ -135,6 +138,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
+
+  if (overrides.tracing) await app.register(overrides.tracing.fastify.plugin());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
+import { traced } from '../tracing.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
 import {
   encodeFact,
@@ -149,7 +150,7 @@ export class RedisStore implements Store {
   private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
     const started = performance.now();
     try {
-      const result = await fn();
+      const result = await traced(`store ${what}`, fn, { 'db.system.name': 'redis' });
       this.observer?.({ command: what, seconds: (performance.now() - started) / 1000, failure: null });
       return result;
     } catch (err) {

@@ -3,6 +3,7 @@ import { revokedBefore } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
 import { invalidCredentials, invalidGrant } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { traced } from '../tracing.js';
 import type { Channel, Store, UserRecord } from '../store/store.js';
 import type { AccessTokens } from './access-token.js';
 import {
@@ -99,14 +100,14 @@ export class TokenIssuer {
       if (created.evicted.length > 0) {
         await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap');
       }
-      const access = await this.deps.access.sign({
+      const access = await traced('access token sign', () => this.deps.access.sign({
         userId: user.id,
         sessionId,
         roles: created.roles,
         now,
         notAfter: created.absoluteExpiresAt,
         inline: this.inFlight === 1,
-      });
+      }));
       this.log.info({ userId: user.id, sessionId, channel }, 'login');
       return {
         accessToken: access.token,
@@ -168,14 +169,14 @@ export class TokenIssuer {
     }
     if (result.status === 'invalid') throw invalidGrant();
     const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
-    const access = await this.deps.access.sign({
+    const access = await traced('access token sign', () => this.deps.access.sign({
       userId: presented.userId,
       sessionId: presented.sessionId,
       roles: result.roles,
       now,
       notAfter: result.absoluteExpiresAt,
       inline: this.inFlight === 1,
-    });
+    }));
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,
