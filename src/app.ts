@@ -18,6 +18,7 @@ import { oauthRoutes } from './routes/oauth.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { verifyRoutes } from './routes/verify.js';
+import type { Tracing } from './tracing.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
@@ -34,6 +35,8 @@ export interface AppOverrides {
   clock?: () => number;
   logger?: Logger;
   onEvent?: (event: AuthEvent) => void;
+  /** OpenTelemetry, when started (src/tracing.ts): every request gets a span. */
+  tracing?: Tracing;
 }
 
 export interface AppServices {
@@ -92,7 +95,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
   const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
-  const metrics = new Metrics({ hasher, keys, clock });
+  const metrics = new Metrics({ hasher, keys, clock, store });
+  store.observe?.((command) => metrics.storeCommand(command));
   const events = new EventBus(logger);
   events.on((event) => metrics.event(event));
   if (overrides.onEvent) events.on(overrides.onEvent);
@@ -110,6 +114,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     log,
     horizonMs,
     graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+    metrics,
+    sessionMaxMs: config.sessionMaxTtl * 1000,
   });
   const issuer = new TokenIssuer({
     store,
@@ -125,8 +131,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       maxSessionsPerUser: config.maxSessionsPerUser,
     },
   });
-  const bearer = new BearerAuth({ store, access, clock, log });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d) });
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, events });
   const clients = new Clients(config.clients);
 
   const app = Fastify({
@@ -138,6 +144,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
+
+  if (overrides.tracing) await app.register(overrides.tracing.fastify.plugin());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
@@ -159,6 +167,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   // throttling across instances would need a shared store and is not attempted here.
   await app.register(fastifyRateLimit, {
     global: false,
+    onExceeded: (request) => {
+      if (request.routeOptions.url?.endsWith('/login')) events.emit({ type: 'login_failed', cause: 'throttled', userId: null });
+    },
     errorResponseBuilder: (_request, context) =>
       new ApiError('rate_limited', 'Too many attempts; retry later.', {
         'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),

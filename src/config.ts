@@ -177,6 +177,11 @@ const schema = z
     REDIS_REPLICA_ACK_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(500),
     REDIS_KEY_PREFIX: z.string().max(64).default('lk:'),
     REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+    // OpenTelemetry's own variables (src/tracing.ts): traces are exported only when an endpoint is set.
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+    OTEL_SDK_DISABLED: bool(false),
+    OTEL_SERVICE_NAME: z.string().min(1).default('latchkey'),
   })
   .superRefine((env, ctx) => {
     const prod = env.NODE_ENV === 'production';
@@ -260,6 +265,8 @@ export interface Config {
   hashQueue: number;
   /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
   threadPoolSize: number;
+  /** OpenTelemetry traces; null when no OTLP endpoint is configured. */
+  tracing: { serviceName: string } | null;
   redis: ({ keyPrefix: string; commandTimeoutMs: number; replicasToAck: number; replicaAckTimeoutMs: number } & RedisTopology) | null;
 }
 
@@ -377,6 +384,10 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     threadPoolSize: e.UV_THREADPOOL_SIZE,
+    tracing:
+      (e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !e.OTEL_SDK_DISABLED
+        ? { serviceName: e.OTEL_SERVICE_NAME }
+        : null,
     redis: redisConnection(e),
   };
 }

@@ -13,6 +13,9 @@
  *                            when it was spent (ms); lives only for the grace window — latchkey only
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
  *                            readable by verifiers
+ *   global           hash    the incident switch: ra (ms) and ra:<role> — readable by verifiers; in a slot of
+ *                            its own, so no script touches it with a user's keys: latchkey reads it with a
+ *                            command of its own beside each check (see RedisStore.isAccessTokenActive)
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
@@ -90,13 +93,14 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
  * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
  * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent, ARGV[12] '1' to accept only
  * the client ARGV[13] ('' for the channel's default), '0' for any
- * Returns {'rotated', tag, exp, abs, roles, '', client} | {'grace', tag, exp, abs, roles, nonce, client} |
- * {'invalid'} | {'reused'}.
+ * Returns {'rotated', tag, exp, abs, roles, '', client, created} | {'grace', tag, exp, abs, roles, nonce, client,
+ * created} | {'invalid'} | {'reused'}; `created` (the session's creation, ms) lets latchkey apply the incident
+ * switch.
  */
 export const rotateLua = `${WRITES}${prelude}
 -- The grace value is read back by offsets: hash (16), nonce (22), time.
 if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
-local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o')
+local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o', 't')
 local mk, h = s[1], ARGV[2]
 -- A token not minted for this session (forged from a known session id) changes nothing.
 if not mk or #h ~= 32 or tag(mk, h) ~= ARGV[3] then return {'invalid'} end
@@ -126,14 +130,14 @@ if h == s[2] then
   else
     redis.call('DEL', KEYS[4])
   end
-  return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2], '', client}
+  return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2], '', client, s[6]}
 end
 -- Only the immediately previous token gets grace, and only while its successor is still current: every
 -- rotation overwrites the grace key, so it always describes the token spent last.
 local g = redis.call('GET', KEYS[4])
 if g and string.sub(g, 1, 16) == h and now - tonumber(string.sub(g, 39)) < grace then
   redis.call('HSET', KEYS[3], 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
-  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38), client}
+  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38), client, s[6]}
 end
 revoke()
 return {'reused'}
@@ -199,4 +203,17 @@ for n = 1, #live, 2 do
   if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or '')}) end
 end
 return out
+`;
+
+/**
+ * The incident switch (RedisStore.revokeEveryone). Only moves a mark forward; kept as long as a session
+ * created before it could live.
+ * KEYS[1] global
+ * ARGV[1] field (ra, or ra:<role>), ARGV[2] revoked-after (ms), ARGV[3] how long to keep the mark (ms)
+ */
+export const revokeEveryoneLua = `${WRITES}${prelude}
+local at = tonumber(ARGV[2])
+if at > tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') then redis.call('HSET', KEYS[1], ARGV[1], int(at)) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
 `;

@@ -117,8 +117,9 @@ export class AccessTokens {
         throw new Error('implausible times');
       }
       return payload as unknown as AccessClaims;
-    } catch {
-      throw invalidToken();
+    } catch (err) {
+      // Every refusal is the same 401 for the client; metrics learn whether it was only the lifetime.
+      throw Object.assign(invalidToken(), { refusal: err instanceof errors.JWTExpired ? 'expired' : 'invalid' });
     }
   }
 }
@@ -135,6 +136,14 @@ function wellFormed(token: string): boolean {
 
 /** The first four base64url characters are exactly the first three bytes. */
 const startsWithBom = (segment: string) => Buffer.from(segment.slice(0, 4), 'base64url').equals(Buffer.from([0xef, 0xbb, 0xbf]));
+
+/**
+ * Why `verify` refused a token, for metrics only: the client gets the same `invalid_token` either way.
+ * `expired` only when everything but the lifetime held (jose checks the signature first).
+ */
+export function refusalOf(err: unknown): 'expired' | 'invalid' {
+  return (err as { refusal?: string }).refusal === 'expired' ? 'expired' : 'invalid';
+}
 
 /** RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), base64url-encoded. */
 function signRs256(input: string, key: KeyObject): Promise<string> {

@@ -1,13 +1,25 @@
 import type { Logger } from 'pino';
 import { invalidToken } from '../errors.js';
 import type { Store } from '../store/store.js';
-import type { AccessClaims, AccessTokens } from './access-token.js';
+import { refusalOf, type AccessClaims, type AccessTokens } from './access-token.js';
+
+/**
+ * One judged access token, for metrics. `where`: latchkey's own Bearer endpoints or GET /verify;
+ * `failOpen`: accepted without a revocation check; `checkSeconds`: how long the store lookup took.
+ */
+export interface TokenDecision {
+  where: 'endpoint' | 'verify';
+  decision: 'valid' | 'revoked' | 'invalid' | 'expired' | 'unavailable';
+  failOpen: boolean;
+  checkSeconds?: number;
+}
 
 export interface BearerDeps {
   store: Store;
   access: AccessTokens;
   clock: () => number;
   log: Logger;
+  onDecision?: (decision: TokenDecision) => void;
 }
 
 /**
@@ -28,28 +40,47 @@ export class BearerAuth {
   }
 
   async authenticate(token: string | undefined): Promise<AccessClaims> {
-    return (await this.check(token, 0)).claims;
+    return (await this.check(token, 0, 'endpoint')).claims;
   }
 
   /**
    * Like `authenticate`, but while the store is unreachable it may accept a token whose signature holds,
    * for at most `failOpenMs` after the store last answered (0: never).
    */
-  async check(token: string | undefined, failOpenMs: number): Promise<{ claims: AccessClaims; revocationChecked: boolean }> {
-    if (!token) throw invalidToken('A Bearer access token is required.');
+  async check(
+    token: string | undefined,
+    failOpenMs: number,
+    where: TokenDecision['where'] = 'verify',
+  ): Promise<{ claims: AccessClaims; revocationChecked: boolean }> {
+    const decided = (decision: TokenDecision['decision'], failOpen = false, checkSeconds?: number) =>
+      this.deps.onDecision?.({ where, decision, failOpen, checkSeconds });
+    if (!token) {
+      decided('invalid');
+      throw invalidToken('A Bearer access token is required.');
+    }
     const now = this.deps.clock();
-    const claims = await this.deps.access.verify(token, now);
+    const claims = await this.deps.access.verify(token, now).catch((err: unknown) => {
+      decided(refusalOf(err));
+      throw err;
+    });
     let active: boolean;
+    const started = performance.now();
     try {
-      active = await this.deps.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
+      active = await this.deps.store.isAccessTokenActive(
+        { userId: claims.sub, sessionId: claims.sid, jti: claims.jti, iat: claims.iat, roles: claims.roles },
+        now,
+      );
       this.storeAnsweredAt = now;
     } catch (err) {
       if (failOpenMs > 0 && now - this.storeAnsweredAt <= failOpenMs) {
         this.deps.log.warn({ userId: claims.sub, reason: (err as Error).message }, 'store unreachable: FAILING OPEN on a signed token');
+        decided('valid', true);
         return { claims, revocationChecked: false };
       }
+      decided('unavailable');
       throw err;
     }
+    decided(active ? 'valid' : 'revoked', false, (performance.now() - started) / 1000);
     if (!active) throw invalidToken();
     return { claims, revocationChecked: true };
   }

@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { revokedBefore } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
 import { invalidCredentials, invalidGrant } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { traced } from '../tracing.js';
 import type { Channel, Store, UserRecord } from '../store/store.js';
 import type { AccessTokens } from './access-token.js';
 import {
@@ -71,7 +74,15 @@ export class TokenIssuer {
    */
   async startSession(user: UserRecord, channel: Channel, ctx: ClientContext, client: string | null = null): Promise<IssuedTokens> {
     return this.issuing(async () => {
-      const now = this.now();
+      let now = this.now();
+      // The incident switch's mark is a whole second ahead of when it was pulled: a login in between
+      // waits for it, so its tokens' `iat` is not before the mark (Revocations.revokeEveryone). `now` is
+      // read before the mark: if the read misses a switch pulled meanwhile, this session is older than it.
+      const mark = revokedBefore(await this.store.globalRevocation(), user.roles);
+      if (now < mark) {
+        await sleep(mark - now);
+        now = Math.max(this.now(), mark);
+      }
       const sessionId = newSessionId();
       const secret = newSecret();
       const created = await this.store.createSession({
@@ -94,7 +105,7 @@ export class TokenIssuer {
       if (created.evicted.length > 0) {
         await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap');
       }
-      const access = await this.deps.access.sign({
+      const access = await traced('access token sign', () => this.deps.access.sign({
         userId: user.id,
         sessionId,
         clientId: clientClaim(client, channel),
@@ -102,7 +113,7 @@ export class TokenIssuer {
         now,
         notAfter: created.absoluteExpiresAt,
         inline: this.inFlight === 1,
-      });
+      }));
       this.log.info({ userId: user.id, sessionId, channel }, 'login');
       return {
         accessToken: access.token,
@@ -133,7 +144,11 @@ export class TokenIssuer {
     const now = this.now();
     const nonce = newSuccessorNonce();
     const candidate = successorSecret(presented.secret, nonce);
-    const result = await this.store.rotate({
+    // The incident switch is read beside the rotation (another Cluster slot). `now` was taken before
+    // either: if the read misses a switch pulled meanwhile, the token signed below is older than its mark.
+    const global = this.store.globalRevocation();
+    global.catch(() => undefined);
+    let result = await this.store.rotate({
       userId: presented.userId,
       sessionId: presented.sessionId,
       secretHash: hashSecret(presented.secret),
@@ -148,6 +163,11 @@ export class TokenIssuer {
       userAgent: ctx.userAgent,
       ip: ctx.ip,
     });
+    if ((result.status === 'rotated' || result.status === 'grace') && result.createdAt < revokedBefore(await global, result.roles)) {
+      await this.store.revokeSession(presented.userId, presented.sessionId);
+      this.log.info({ userId: presented.userId, sessionId: presented.sessionId }, 'refresh refused: session older than the incident switch');
+      result = { status: 'invalid' };
+    }
     this.deps.metrics?.refresh(result.status);
     if (result.status === 'reused') {
       // The presenter is refused either way; a revocation that may not survive a failover is worth an alert.
@@ -156,7 +176,7 @@ export class TokenIssuer {
     }
     if (result.status === 'invalid') throw invalidGrant();
     const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
-    const access = await this.deps.access.sign({
+    const access = await traced('access token sign', () => this.deps.access.sign({
       userId: presented.userId,
       sessionId: presented.sessionId,
       clientId: clientClaim(result.client, channel),
@@ -164,7 +184,7 @@ export class TokenIssuer {
       now,
       notAfter: result.absoluteExpiresAt,
       inline: this.inFlight === 1,
-    });
+    }));
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,

@@ -258,8 +258,8 @@ describe('verifier: what it reads, and revocations by the session cap', () => {
     try {
       await admin.call(
         'ACL', 'SETUSER', 'verifier', 'on', '>verifier-secret', 'resetkeys',
-        `%R~${p}{*}:x`, `%R~${p}{*}:ss`, `%R~${p}{*}:j:*`, `%R~${p}revocations`, `%R~${p}epoch`,
-        '-@all', '+@connection', '+info', '+eval_ro', '+evalsha_ro', '+exists', '+zscore', '+hget', '+get', '+xread', '+xrange', '+xrevrange',
+        `%R~${p}{*}:x`, `%R~${p}{*}:ss`, `%R~${p}{*}:j:*`, `%R~${p}revocations`, `%R~${p}epoch`, `%R~${p}global`,
+        '-@all', '+@connection', '+info', '+eval_ro', '+evalsha_ro', '+exists', '+zscore', '+hget', '+get', '+hgetall', '+xread', '+xrange', '+xrevrange',
       );
       const url = env.redis.url.replace('redis://', 'redis://verifier:verifier-secret@');
       const { v, client } = await env.verifier({}, url);

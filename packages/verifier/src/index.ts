@@ -1,5 +1,5 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { decodeFact, isActiveArgs, isActiveLua, keyNames } from './protocol.js';
+import { applyGlobal, decodeFact, isActiveArgs, isActiveLua, keyNames, parseGlobal, revokedGlobally, type GlobalRevocation } from './protocol.js';
 
 /**
  * latchkey's verifier for resource servers: signature and claims checked offline against the JWKS, and —
@@ -275,7 +275,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       decide('accepted');
       return claims;
     }
-    if (entry.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti)) return fail('revoked', 'token revoked');
+    if (entry.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti) || revokedGlobally(global, claims)) {
+      return fail('revoked', 'token revoked');
+    }
     if (!fresh()) return whenUnknown(claims);
     if (!known.has(token)) {
       let active: boolean;
@@ -298,6 +300,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   let lastId = '$';
   /** The store's epoch marker as last read; undefined before the first read. */
   let epoch: string | null | undefined;
+  /** The incident switch: read at every (re)sync, then kept current by `global` facts on the stream. */
+  let global: GlobalRevocation = { all: 0, roles: {} };
   let markReady: () => void = () => undefined;
   const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
 
@@ -333,6 +337,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   /** After a break: resume if the stream still reaches back to where we stopped, else start over. */
   async function resync(client: RedisClientLike): Promise<void> {
     await checkEpoch(client);
+    global = parseGlobal(await client.call('HGETALL', prefix + keyNames.global));
     if (lastId === '$') {
       const last = (await client.call('XREVRANGE', prefix + keyNames.revocations, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
       lastId = last[0]?.[0] ?? '0-0';
@@ -373,6 +378,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
             // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
             const until = (fact?.exp ?? 0) + tolerance * 1000;
             if (fact?.type === 'sid') revokedSids.set(fact.sid, until);
+            if (fact?.type === 'global') global = applyGlobal(global, fact);
             if (fact?.type === 'jti') deniedJtis.set(fact.jti, until);
           }
         }
