@@ -1,4 +1,3 @@
-import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
@@ -21,6 +20,7 @@ import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
 import { BearerAuth } from './tokens/bearer.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
+import { Throttles } from './throttle.js';
 
 export interface AppOverrides {
   /** A store to use instead of the configured one (the app will not close it). */
@@ -40,6 +40,7 @@ export interface AppServices {
   bearer: BearerAuth;
   accounts: Accounts;
   metrics: Metrics;
+  throttles: Throttles;
 }
 
 /**
@@ -52,6 +53,10 @@ export const CLOCK_DRIFT_MARGIN_SECONDS = 30;
 declare module 'fastify' {
   interface FastifyInstance {
     latchkey: AppServices;
+  }
+  interface FastifyContextConfig {
+    /** `attempt`: counts against the client IP's login/registration/password budget (src/throttle.ts). */
+    throttle?: 'attempt';
   }
 }
 
@@ -121,15 +126,31 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   });
   const bearer = new BearerAuth({ store, access, clock, log });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  const throttles = new Throttles(store, config);
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, throttles });
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustProxy,
+    // A hop count as proxy-addr reads it: the nearest n peers are proxies (Fastify's types lack the number form).
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
+        : config.trustProxy,
     return503OnClosing: true,
+    // Slow clients (slowloris, slow bodies) hold a connection only this long. Node checks these limits on
+    // an interval (connectionsCheckingInterval, 30 s by default): check every second so they hold.
+    requestTimeout: config.server.requestTimeoutMs,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    maxRequestsPerSocket: config.server.maxRequestsPerSocket,
+    http: {
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.server.headersTimeoutMs),
+    },
   });
-  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
+  if (config.server.maxConnections > 0) app.server.maxConnections = config.server.maxConnections;
+  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics, throttles });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
@@ -147,19 +168,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     return reply.code(404).send(api.toBody());
   });
 
-  // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
-  // throttling across instances would need a shared store and is not attempted here.
-  await app.register(fastifyRateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new ApiError('rate_limited', 'Too many attempts; retry later.', {
-        'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),
-      }),
+  // Before the body is even parsed: a throttled address costs nothing more.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.throttle === 'attempt') await throttles.attempt(request.ip);
   });
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config, throttles });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
       await scope.register(verifyRoutes, { bearer, config });
       await scope.register(metaRoutes, { config, keys, store, clock });

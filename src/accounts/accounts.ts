@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { ApiError, invalidCredentials } from '../errors.js';
 import type { Revocations } from '../tokens/revocation.js';
 import type { Store, UserRecord } from '../store/store.js';
+import type { Throttles } from '../throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 /**
@@ -21,6 +22,8 @@ export interface AccountsDeps {
   revocations: Revocations;
   clock: () => number;
   log: Logger;
+  /** Per-account and global login throttles, checked before any password hash. */
+  throttles?: Pick<Throttles, 'login'>;
 }
 
 /**
@@ -58,13 +61,18 @@ export class Accounts {
    */
   async authenticate(email: string, password: string): Promise<UserRecord> {
     const { store, hasher, log } = this.deps;
-    const user = await store.findUserByEmail(normalizeEmail(email));
+    const normalized = normalizeEmail(email);
+    // Before any look-up or hash, and whether or not the account exists: a throttled correct password
+    // is refused like any other attempt, and the answer does not tell which addresses have accounts.
+    const succeeded = await this.deps.throttles?.login(normalized);
+    const user = await store.findUserByEmail(normalized);
     if (!user) {
       await hasher.verifyDummy(password);
       throw invalidCredentials();
     }
     const ok = await hasher.verify(user.passwordHash, password);
     if (!ok || user.disabled) throw invalidCredentials();
+    await succeeded?.();
     if (hasher.needsRehash(user.passwordHash)) {
       // Parameters were raised since this hash was made; upgrading is best-effort.
       hasher

@@ -111,7 +111,10 @@ export function presentedRefreshToken(
   return fromBody ? { token: fromBody, channel: 'body' } : null;
 }
 
-/** Route options that limit attempts per client IP per minute (off when the limit is 0). */
-export function attemptLimit(config: Config) {
-  return config.loginRateLimit > 0 ? { config: { rateLimit: { max: config.loginRateLimit, timeWindow: 60_000 } } } : {};
+/**
+ * Route options that count each request against the client IP's attempt budget (src/throttle.ts), kept
+ * in the store so every instance shares it; off when the limit is 0.
+ */
+export function attemptLimit(config: Config): { config?: { throttle: 'attempt' } } {
+  return config.loginRateLimit > 0 ? { config: { throttle: 'attempt' } } : {};
 }

@@ -7,6 +7,8 @@ import { ApiError } from '../errors.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
 import type { Revocations } from '../tokens/revocation.js';
+import { parseRefreshToken } from '../tokens/refresh-token.js';
+import type { Throttles } from '../throttle.js';
 import { emailField, passwordField } from './accounts.js';
 import {
   attemptLimit,
@@ -33,9 +35,10 @@ export interface TokenRouteOptions {
   revocations: Revocations;
   bearer: BearerAuth;
   config: Config;
+  throttles: Throttles;
 }
 
-export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, config }) => {
+export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, config, throttles }) => {
   // Only these routes read or set the refresh cookie; everything else (JWKS, /verify) skips the parsing.
   await app.register(fastifyCookie);
   app.post('/login', attemptLimit(config), async (request, reply) => {
@@ -51,6 +54,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const body = parse(refreshBody, request.body);
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     if (!presented) throw new ApiError('invalid_request', 'refresh_token: required (in the body or the cookie)');
+    await throttles.refresh(request.ip, parseRefreshToken(presented.token)?.sessionId ?? null);
     const issued = await issuer.refresh(presented.token, presented.channel, clientContext(request));
     return sendTokens(reply, config, issued, presented.channel === 'cookie');
   });

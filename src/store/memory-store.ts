@@ -1,8 +1,10 @@
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { sessionTag } from './session-tag.js';
 import type {
   CreateSessionResult,
   NewSession,
   PresentedToken,
+  RateLimiterOptions,
   RotateRequest,
   RotateResult,
   SessionRecord,
@@ -196,6 +198,11 @@ export class MemoryStore implements Store {
 
   /** One process, no replicas: nothing to wait for. */
   async confirmRevocations(): Promise<void> {}
+
+  /** In this process only: like everything in this store, not shared with another instance. */
+  rateLimiter(o: RateLimiterOptions): RateLimiterAbstract {
+    return new RateLimiterMemory({ keyPrefix: `rl:${o.name}`, points: o.points, duration: o.durationSeconds });
+  }
 
   async ping(): Promise<void> {}
 

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { StoreUnavailableError } from '../errors.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
 import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '@latchkey/verifier/protocol';
@@ -18,6 +19,7 @@ import type {
   IssuedState,
   NewSession,
   PresentedToken,
+  RateLimiterOptions,
   RotateRequest,
   RotateResult,
   SessionRecord,
@@ -336,6 +338,18 @@ export class RedisStore implements Store {
     if (acked < replicas) {
       throw new StoreUnavailableError(`revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms`);
     }
+  }
+
+  rateLimiter(o: RateLimiterOptions): RateLimiterAbstract {
+    // The key is `<REDIS_KEY_PREFIX>rl:<name>:<key>` (ioredis adds the prefix). rejectIfRedisNotReady makes
+    // a lost connection fail at once instead of waiting for the command timeout.
+    return new RateLimiterRedis({
+      storeClient: this.client,
+      keyPrefix: `rl:${o.name}`,
+      points: o.points,
+      duration: o.durationSeconds,
+      rejectIfRedisNotReady: true,
+    });
   }
 
   async ping(): Promise<void> {

@@ -15,6 +15,15 @@
  */
 
 import type { RevocationFact } from '@latchkey/verifier/protocol';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+
+/** A named fixed-window counter: `points` per `durationSeconds` for each key. */
+export interface RateLimiterOptions {
+  /** Becomes part of every counter's key; one name per throttle. */
+  name: string;
+  points: number;
+  durationSeconds: number;
+}
 
 export type Channel = 'cookie' | 'body';
 
@@ -152,6 +161,13 @@ export interface Store {
    * of replicas); throws StoreUnavailableError otherwise. A store without replicas resolves at once.
    */
   confirmRevocations(): Promise<void>;
+  /**
+   * A throttle counter kept where this store keeps its data, so every instance sharing the store shares the
+   * budget (Redis: rate-limiter-flexible's RateLimiterRedis on the store's own connection; memory: in
+   * process). Windows run on the store's clock, not on `now`. A counter that cannot be reached rejects
+   * with an Error (never a RateLimiterRes): callers fail closed.
+   */
+  rateLimiter(options: RateLimiterOptions): RateLimiterAbstract;
   /** Throws StoreUnavailableError unless the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;
