@@ -16,8 +16,10 @@ interface MemSession extends SessionRecord {
   macKey: Buffer;
   current: Buffer;
   channel: string;
-  /** The token spent last, while the grace window may still need it. */
-  spent: { hash: Buffer; at: number; nonce: string } | null;
+  /** The token spent last, until its successor is rotated (see redis-scripts.ts rotateLua). */
+  spent: { hash: Buffer; at: number; nonce: string; late: boolean } | null;
+  /** The current token was handed out by a late retry. */
+  late: boolean;
 }
 
 /**
@@ -99,6 +101,7 @@ export class MemoryStore implements Store {
       current: Buffer.from(s.secretHash),
       channel: s.channel,
       spent: null,
+      late: false,
     });
     this.sessions.set(s.userId, live);
     return {
@@ -128,7 +131,8 @@ export class MemoryStore implements Store {
     }
     const roles = [...user.roles];
     if (q.secretHash.equals(s.current)) {
-      s.spent = q.graceMs > 0 ? { hash: s.current, at: q.now, nonce: q.successorNonce } : null;
+      s.spent = q.graceMs > 0 ? { hash: s.current, at: q.now, nonce: q.successorNonce, late: s.late } : null;
+      s.late = false;
       s.current = Buffer.from(q.successorHash);
       s.lastUsedAt = q.now;
       s.expiresAt = Math.min(q.now + q.refreshTtlMs, s.absoluteExpiresAt);
@@ -136,11 +140,15 @@ export class MemoryStore implements Store {
       s.userAgent = q.userAgent;
       return { status: 'rotated', ...this.state(s, roles) };
     }
-    if (s.spent?.hash.equals(q.secretHash) && q.now - s.spent.at < q.graceMs) {
-      s.lastUsedAt = q.now;
-      s.ip = q.ip;
-      s.userAgent = q.userAgent;
-      return { status: 'grace', successorNonce: s.spent.nonce, ...this.state(s, roles) };
+    if (q.graceMs > 0 && s.spent?.hash.equals(q.secretHash)) {
+      const inWindow = q.now - s.spent.at < q.graceMs;
+      if (inWindow || !s.spent.late) {
+        s.lastUsedAt = q.now;
+        s.ip = q.ip;
+        s.userAgent = q.userAgent;
+        if (!inWindow) s.late = true;
+        return { status: 'grace', successorNonce: s.spent.nonce, late: !inWindow, ...this.state(s, roles) };
+      }
     }
     live.delete(s.id);
     return { status: 'reused' };

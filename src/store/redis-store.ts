@@ -240,7 +240,7 @@ export class RedisStore implements Store {
       case 'rotated':
         return { status: 'rotated', ...issued(r) };
       case 'grace':
-        return { status: 'grace', ...issued(r), successorNonce: String(r[5]) };
+        return { status: 'grace', ...issued(r), successorNonce: String(r[5]), late: r[6] === 1 };
       case 'reused':
         return { status: 'reused' };
       default:
