@@ -1,4 +1,5 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import fastifyHelmet from '@fastify/helmet';
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { PasswordHasher } from './accounts/passwords.js';
@@ -59,6 +60,8 @@ declare module 'fastify' {
     throttle?: 'attempt';
   }
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -127,7 +130,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   const bearer = new BearerAuth({ store, access, clock, log });
   const throttles = new Throttles(store, config);
-  const accounts = new Accounts({ store, hasher, revocations, clock, log, throttles });
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, throttles, events });
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -138,6 +141,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
         : config.trustProxy,
     return503OnClosing: true,
+    // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
+    // shape too, without echoing the path.
+    frameworkErrors: (_err, _request, reply) => {
+      void (reply as unknown as FastifyReply).code(400).send(new ApiError('invalid_request', 'The request URL is malformed.').toBody());
+    },
     // Slow clients (slowloris, slow bodies) hold a connection only this long. Node checks these limits on
     // an interval (connectionsCheckingInterval, 30 s by default): check every second so they hold.
     requestTimeout: config.server.requestTimeoutMs,
@@ -156,6 +164,36 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
+  // JSON is UTF-8 (RFC 8259 §8.1): another declared charset is a 415; a byte order mark, which RFC 8259
+  // forbids senders to add, and bytes that are not UTF-8 are a 400 instead of being decoded into
+  // replacement characters. Then Fastify's own parser (prototype-poisoning checks included).
+  app.removeContentTypeParser('application/json');
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return done(new ApiError('unsupported_media_type', 'Send application/json in UTF-8.'), undefined);
+    }
+    const bytes = body as Buffer;
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+      return done(new ApiError('invalid_request', 'body: must not start with a byte order mark'), undefined);
+    }
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      return done(new ApiError('invalid_request', 'body: is not valid UTF-8'), undefined);
+    }
+    jsonParser(request, text, done);
+  });
+  // Headers an API should send (nosniff, no framing, no referrer, a CSP that allows nothing: latchkey
+  // never serves a page). HSTS only where the cookies are Secure, i.e. outside plain-http development.
+  await app.register(fastifyHelmet, {
+    global: true,
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
+    crossOriginResourcePolicy: { policy: 'same-site' },
+  });
   app.addHook('onResponse', async (request, reply) => {
     metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });

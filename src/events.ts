@@ -9,7 +9,21 @@ export type AuthEvent =
   | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
   | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
-  | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
+  | { type: 'access_token_denied'; userId: string; jti: string; exp: number }
+  /**
+   * A refused login. `account` is a hash of the normalised e-mail (the same for every attempt at one
+   * address, never the address itself); `userId` only when the account exists.
+   */
+  | {
+      type: 'login_failed';
+      userId: string | null;
+      account: string;
+      reason: LoginFailure;
+      ip: string | null;
+      userAgent: string | null;
+    };
+
+export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled';
 
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
 export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';

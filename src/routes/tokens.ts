@@ -15,6 +15,7 @@ import {
   bearerToken,
   clearRefreshCookie,
   clientContext,
+  noStore,
   parse,
   presentedRefreshToken,
   requireAllowedOrigin,
@@ -27,7 +28,9 @@ const loginBody = z.strictObject({
   client: z.enum(['browser', 'native']).default('native'),
 });
 
-const refreshBody = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() });
+// Any string: a malformed token (too long, an access token, garbage) is refused like any other bad one,
+// 401 invalid_grant, with nothing that tells it apart (the body limit caps the size).
+const refreshBody = z.strictObject({ refresh_token: z.string().optional() });
 
 export interface TokenRouteOptions {
   accounts: Accounts;
@@ -45,8 +48,9 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const body = parse(loginBody, request.body);
     const browser = body.client === 'browser';
     if (browser) requireAllowedOrigin(request, config);
-    const user = await accounts.authenticate(body.email, body.password);
-    const issued = await issuer.startSession(user, browser ? 'cookie' : 'body', clientContext(request));
+    const ctx = clientContext(request);
+    const user = await accounts.authenticate(body.email, body.password, { ...ctx, log: request.log });
+    const issued = await issuer.startSession(user, browser ? 'cookie' : 'body', ctx);
     return sendTokens(reply, config, issued, browser);
   });
 
@@ -64,13 +68,13 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     await revocations.logout(presented?.token, await bearer.signedClaims(bearerToken(request)));
     clearRefreshCookie(reply, config);
-    return reply.code(204).send();
+    return noStore(reply).code(204).send();
   });
 
   app.post('/logout-all', async (request, reply) => {
     const claims = await bearer.authenticate(bearerToken(request));
     await revocations.revokeUser(claims.sub, 'logout_all');
     clearRefreshCookie(reply, config);
-    return reply.code(204).send();
+    return noStore(reply).code(204).send();
   });
 };
