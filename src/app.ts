@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
-import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
+import { ApiError, ReplicationPendingError, replicationPending, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
 import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
@@ -241,6 +241,11 @@ function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics)
   if (err instanceof ApiError) {
     if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
     return err;
+  }
+  if (err instanceof ReplicationPendingError) {
+    log.error({ reason: err.message, connectedReplicas: err.connectedReplicas }, 'answering 503: revocation not yet replicated');
+    metrics.answeredUnavailable('replicas');
+    return replicationPending();
   }
   if (err instanceof StoreUnavailableError || err instanceof NoSigningKeyError) {
     log.warn({ reason: err.message }, 'answering 503');

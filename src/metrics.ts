@@ -102,7 +102,7 @@ export class Metrics {
     this.events.inc({ type: event.type });
   }
 
-  answeredUnavailable(reason: 'store' | 'no_signing_key'): void {
+  answeredUnavailable(reason: 'store' | 'no_signing_key' | 'replicas'): void {
     this.unavailable.inc({ reason });
   }
 }

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
-import { StoreUnavailableError } from '../errors.js';
+import { ReplicationPendingError, StoreUnavailableError } from '../errors.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
 import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '@latchkey/verifier/protocol';
 import {
@@ -336,7 +336,15 @@ export class RedisStore implements Store {
       return Number(await client.call('WAIT', String(replicas), String(timeoutMs)));
     });
     if (acked < replicas) {
-      throw new StoreUnavailableError(`revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms`);
+      // Say why: a replica that lags, or a master that has fewer replicas than asked for (after a failover
+      // to a node whose replicas are gone). Either way the revocation stands on the master.
+      const info = await client.info('replication').catch(() => '');
+      const match = /connected_slaves:(\d+)/.exec(info);
+      const connected = match ? Number(match[1]) : null;
+      throw new ReplicationPendingError(
+        `revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms (${connected ?? 'unknown'} connected)`,
+        connected,
+      );
     }
   }
 
