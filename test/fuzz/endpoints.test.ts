@@ -188,6 +188,9 @@ describe('fuzz: hostile requests to every endpoint', () => {
         JSON.stringify({ protected: realHead, payload: realBody, signature: realSig }),
         `${realHead}.${realBody}`,
         `${realHead}..${realSig}`,
+        // Numbers JSON can write but JavaScript cannot hold.
+        `${realHead}.${enc(JSON.stringify(claims).replace(/"exp":\d+/, '"exp":1e309'))}.${realSig}`,
+        withAttackerKey({}, {}).replace(/\.[^.]+\./, `.${enc(JSON.stringify(claims).replace(/"exp":\d+/, '"exp":1e309'))}.`),
       ),
       // Signed by an attacker who names their own key (jwk, jku, x5u) or an odd kid.
       fc
