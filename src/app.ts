@@ -1,17 +1,18 @@
 import fastifyCors from '@fastify/cors';
-import fastifyRateLimit from '@fastify/rate-limit';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
+import fastifyHelmet from '@fastify/helmet';
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { Accounts } from './accounts/accounts.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import type { Config } from './config.js';
-import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
+import { ApiError, ReplicationPendingError, replicationPending, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
 import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
+import { clientContext } from './routes/common.js';
 import { corsOptions } from './routes/cors.js';
 import { metaRoutes } from './routes/meta.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -27,6 +28,7 @@ import { BearerAuth } from './tokens/bearer.js';
 import { Clients } from './tokens/clients.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
+import { Throttles } from './throttle.js';
 
 export interface AppOverrides {
   /** A store to use instead of the configured one (the app will not close it). */
@@ -48,6 +50,7 @@ export interface AppServices {
   bearer: BearerAuth;
   accounts: Accounts;
   metrics: Metrics;
+  throttles: Throttles;
 }
 
 /**
@@ -61,7 +64,13 @@ declare module 'fastify' {
   interface FastifyInstance {
     latchkey: AppServices;
   }
+  interface FastifyContextConfig {
+    /** `attempt`: counts against the client IP's login/registration/password budget (src/throttle.ts). */
+    throttle?: 'attempt';
+  }
 }
+
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export class StartupError extends Error {
   override name = 'StartupError';
@@ -132,16 +141,37 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   });
   const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d) });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log, events });
+  const throttles = new Throttles(store, config);
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, throttles, events });
   const clients = new Clients(config.clients);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    trustProxy: config.trustProxy,
+    // A hop count as proxy-addr reads it: the nearest n peers are proxies (Fastify's types lack the number form).
+    trustProxy:
+      typeof config.trustProxy === 'number'
+        ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
+        : config.trustProxy,
     return503OnClosing: true,
+    // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
+    // shape too, without echoing the path.
+    frameworkErrors: (_err, _request, reply) => {
+      void (reply as unknown as FastifyReply).code(400).send(new ApiError('invalid_request', 'The request URL is malformed.').toBody());
+    },
+    // Slow clients (slowloris, slow bodies) hold a connection only this long. Node checks these limits on
+    // an interval (connectionsCheckingInterval, 30 s by default): check every second so they hold.
+    requestTimeout: config.server.requestTimeoutMs,
+    keepAliveTimeout: config.server.keepAliveTimeoutMs,
+    maxRequestsPerSocket: config.server.maxRequestsPerSocket,
+    http: {
+      headersTimeout: config.server.headersTimeoutMs,
+      requestTimeout: config.server.requestTimeoutMs,
+      connectionsCheckingInterval: Math.min(1000, config.server.headersTimeoutMs),
+    },
   });
-  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
+  if (config.server.maxConnections > 0) app.server.maxConnections = config.server.maxConnections;
+  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics, throttles });
   app.addHook('onClose', async () => keys.stop());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
@@ -149,6 +179,36 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
+  // JSON is UTF-8 (RFC 8259 §8.1): another declared charset is a 415; a byte order mark, which RFC 8259
+  // forbids senders to add, and bytes that are not UTF-8 are a 400 instead of being decoded into
+  // replacement characters. Then Fastify's own parser (prototype-poisoning checks included).
+  app.removeContentTypeParser('application/json');
+  const jsonParser = app.getDefaultJsonParser('error', 'error');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return done(new ApiError('unsupported_media_type', 'Send application/json in UTF-8.'), undefined);
+    }
+    const bytes = body as Buffer;
+    if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+      return done(new ApiError('invalid_request', 'body: must not start with a byte order mark'), undefined);
+    }
+    let text: string;
+    try {
+      text = utf8.decode(bytes);
+    } catch {
+      return done(new ApiError('invalid_request', 'body: is not valid UTF-8'), undefined);
+    }
+    jsonParser(request, text, done);
+  });
+  // Headers an API should send (nosniff, no framing, no referrer, a CSP that allows nothing: latchkey
+  // never serves a page). HSTS only where the cookies are Secure, i.e. outside plain-http development.
+  await app.register(fastifyHelmet, {
+    global: true,
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
+    crossOriginResourcePolicy: { policy: 'same-site' },
+  });
   app.addHook('onResponse', async (request, reply) => {
     metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
   });
@@ -163,22 +223,23 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // Before everything else, so that errors (401, 429, 503) carry CORS headers too and a page can read them.
   await app.register(fastifyCors, corsOptions(config));
-  // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
-  // throttling across instances would need a shared store and is not attempted here.
-  await app.register(fastifyRateLimit, {
-    global: false,
-    onExceeded: (request) => {
-      if (request.routeOptions.url?.endsWith('/login')) events.emit({ type: 'login_failed', cause: 'throttled', userId: null });
-    },
-    errorResponseBuilder: (_request, context) =>
-      new ApiError('rate_limited', 'Too many attempts; retry later.', {
-        'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),
-      }),
+  // Before the body is even parsed: a throttled address costs nothing more.
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.throttle !== 'attempt') return;
+    try {
+      await throttles.attempt(request.ip);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'rate_limited' && request.routeOptions.url?.endsWith('/login')) {
+        const { ip, userAgent } = clientContext(request);
+        events.emit({ type: 'login_failed', userId: null, account: null, reason: 'throttled', ip, userAgent });
+      }
+      throw err;
+    }
   });
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config, throttles });
       await scope.register(oauthRoutes, { issuer, revocations, bearer, clients, store, config });
       await scope.register(discoveryRoutes, { config });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
@@ -209,6 +270,11 @@ function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics)
   if (err instanceof ApiError) {
     if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
     return err;
+  }
+  if (err instanceof ReplicationPendingError) {
+    log.error({ reason: err.message, connectedReplicas: err.connectedReplicas }, 'answering 503: revocation not yet replicated');
+    metrics.answeredUnavailable('replicas');
+    return replicationPending();
   }
   if (err instanceof StoreUnavailableError || err instanceof NoSigningKeyError) {
     log.warn({ reason: err.message }, 'answering 503');

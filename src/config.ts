@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -32,6 +33,42 @@ const basePath = z
   .refine((v) => v === '' || /^\/[A-Za-z0-9._~-]+(\/[A-Za-z0-9._~-]+)*$/.test(v), {
     message: 'must be empty or a path like /auth (leading slash, no trailing slash)',
   });
+
+/**
+ * Which peers may set X-Forwarded-For (RFC 7239 §8.3: a client can send the header too, so only named
+ * proxies are believed): a hop count, or addresses and CIDRs (with proxy-addr's names `loopback`,
+ * `linklocal`, `uniquelocal`). `true` would believe anyone: outside production it means `loopback`,
+ * in production it is refused.
+ */
+const proxyNames = new Set(['loopback', 'linklocal', 'uniquelocal']);
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx): false | number | string[] | 'true' => {
+    const value = (v ?? 'false').trim();
+    if (['false', '0', 'no', ''].includes(value)) return false;
+    if (['true', 'yes'].includes(value)) return 'true';
+    if (/^[1-9][0-9]?$/.test(value)) return Number(value);
+    const entries = value.split(',').map((e) => e.trim()).filter(Boolean);
+    const bad = entries.filter((e) => !proxyNames.has(e) && !isCidr(e));
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `must be false, a hop count (1-99), or proxy addresses/CIDRs; not ${bad.map((b) => JSON.stringify(b.slice(0, 50))).join(', ')}` });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
+function isCidr(entry: string): boolean {
+  const [addr = '', prefix, extra] = entry.split('/');
+  const family = isIP(addr);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** A limit per window; 0 turns it off. */
+const limit = (fallback: number) => z.coerce.number().int().min(0).max(1_000_000).default(fallback);
+const millis = (fallback: number, min = 0) => z.coerce.number().int().min(min).max(3_600_000).default(fallback);
 
 const redisUrl = /^rediss?:\/\/[^\s,]+$/;
 const redisUrls = z
@@ -111,7 +148,7 @@ const schema = z
     LATCHKEY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     LATCHKEY_METRICS_HOST: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-    TRUST_PROXY: bool(false),
+    TRUST_PROXY: trustProxy,
     LATCHKEY_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
     LATCHKEY_AUDIENCE: z.string().min(1).optional(),
     LATCHKEY_BASE_PATH: basePath,
@@ -152,7 +189,20 @@ const schema = z
     // Off unless named: the e-mail costs a store read per request and is personal data.
     LATCHKEY_VERIFY_EMAIL_HEADER: headerName.optional(),
     LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
-    LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
+    // Throttles live in the store, so every instance shares them (see README "Abuse resistance").
+    LATCHKEY_LOGIN_RATE_LIMIT: limit(30),
+    LATCHKEY_ACCOUNT_RATE_LIMIT: limit(10),
+    LATCHKEY_ACCOUNT_RATE_WINDOW: seconds(900, 1).refine((v) => v <= 86_400, 'must be at most 86400 (1 day)'),
+    LATCHKEY_GLOBAL_LOGIN_RATE_LIMIT: limit(100),
+    LATCHKEY_REFRESH_RATE_LIMIT: limit(600),
+    LATCHKEY_SESSION_REFRESH_RATE_LIMIT: limit(30),
+    // Slow clients: a request must arrive whole within the request timeout, its headers within the
+    // headers timeout; idle keep-alive connections close after the keep-alive timeout.
+    LATCHKEY_REQUEST_TIMEOUT_MS: millis(10_000, 100),
+    LATCHKEY_HEADERS_TIMEOUT_MS: millis(5_000, 100),
+    LATCHKEY_KEEP_ALIVE_TIMEOUT_MS: millis(72_000, 100),
+    LATCHKEY_MAX_CONNECTIONS: z.coerce.number().int().min(0).max(1_000_000).default(10_000),
+    LATCHKEY_MAX_REQUESTS_PER_SOCKET: z.coerce.number().int().min(0).max(1_000_000).default(0),
     // argon2id is CPU-bound: more hashes at once than cores only adds switching and cache misses.
     LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(Math.min(4, availableParallelism())),
     LATCHKEY_HASH_QUEUE: z.coerce.number().int().min(0).max(10_000).default(64),
@@ -197,6 +247,11 @@ const schema = z
     if (prod && env.LATCHKEY_COOKIE_INSECURE_DEV) need('LATCHKEY_COOKIE_INSECURE_DEV', 'must not be set when NODE_ENV=production');
     if (env.LATCHKEY_KEY_ACTIVATION_DELAY !== undefined && env.LATCHKEY_KEY_ACTIVATION_DELAY < env.LATCHKEY_JWKS_MAX_AGE)
       need('LATCHKEY_KEY_ACTIVATION_DELAY', 'must be at least LATCHKEY_JWKS_MAX_AGE, or cached key sets could miss a new key');
+    if (prod && env.TRUST_PROXY === 'true') {
+      need('TRUST_PROXY', 'true would believe X-Forwarded-For from anyone; name the proxies (addresses or CIDRs) or a hop count');
+    }
+    if (env.LATCHKEY_HEADERS_TIMEOUT_MS > env.LATCHKEY_REQUEST_TIMEOUT_MS)
+      need('LATCHKEY_HEADERS_TIMEOUT_MS', 'must not exceed LATCHKEY_REQUEST_TIMEOUT_MS');
     if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
       need('LATCHKEY_REFRESH_TOKEN_TTL', 'must not exceed LATCHKEY_SESSION_MAX_TTL');
     const verifyHeaders = [
@@ -227,7 +282,8 @@ export interface Config {
   metrics: { host: string; port: number } | null;
   port: number;
   logLevel: string;
-  trustProxy: boolean;
+  /** Fastify's trustProxy: false, a hop count, or the proxies' addresses and CIDRs. Never `true`. */
+  trustProxy: false | number | string;
   issuer: string;
   audience: string;
   basePath: string;
@@ -261,6 +317,26 @@ export interface Config {
   verifyFailOpen: number;
   /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
   loginRateLimit: number;
+  /** Throttles kept in the store (shared by every instance); a 0 turns that one off. */
+  throttle: {
+    /** Failed logins per account (normalised e-mail) per `accountWindow` seconds. */
+    account: number;
+    accountWindow: number;
+    /** Login attempts per second across every instance and client. */
+    globalLogin: number;
+    /** Refreshes per client IP per minute. */
+    refreshIp: number;
+    /** Refreshes per session per minute. */
+    refreshSession: number;
+  };
+  /** Slow-client limits of the HTTP server (ms; connections). */
+  server: {
+    requestTimeoutMs: number;
+    headersTimeoutMs: number;
+    keepAliveTimeoutMs: number;
+    maxConnections: number;
+    maxRequestsPerSocket: number;
+  };
   hashConcurrency: number;
   hashQueue: number;
   /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
@@ -345,7 +421,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
     metrics: e.LATCHKEY_METRICS_PORT > 0 ? { host: e.LATCHKEY_METRICS_HOST ?? e.HOST, port: e.LATCHKEY_METRICS_PORT } : null,
     port,
     logLevel: e.LOG_LEVEL,
-    trustProxy: e.TRUST_PROXY,
+    trustProxy: e.TRUST_PROXY === 'true' ? 'loopback' : Array.isArray(e.TRUST_PROXY) ? e.TRUST_PROXY.join(',') : e.TRUST_PROXY,
     issuer,
     audience: e.LATCHKEY_AUDIENCE ?? issuer,
     basePath: e.LATCHKEY_BASE_PATH,
@@ -379,6 +455,20 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
       session: e.LATCHKEY_VERIFY_SESSION_HEADER,
       client: e.LATCHKEY_VERIFY_CLIENT_HEADER,
       email: e.LATCHKEY_VERIFY_EMAIL_HEADER ?? null,
+    },
+    throttle: {
+      account: e.LATCHKEY_ACCOUNT_RATE_LIMIT,
+      accountWindow: e.LATCHKEY_ACCOUNT_RATE_WINDOW,
+      globalLogin: e.LATCHKEY_GLOBAL_LOGIN_RATE_LIMIT,
+      refreshIp: e.LATCHKEY_REFRESH_RATE_LIMIT,
+      refreshSession: e.LATCHKEY_SESSION_REFRESH_RATE_LIMIT,
+    },
+    server: {
+      requestTimeoutMs: e.LATCHKEY_REQUEST_TIMEOUT_MS,
+      headersTimeoutMs: e.LATCHKEY_HEADERS_TIMEOUT_MS,
+      keepAliveTimeoutMs: e.LATCHKEY_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnections: e.LATCHKEY_MAX_CONNECTIONS,
+      maxRequestsPerSocket: e.LATCHKEY_MAX_REQUESTS_PER_SOCKET,
     },
     verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,

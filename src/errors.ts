@@ -61,6 +61,28 @@ export class StoreUnavailableError extends Error {
   }
 }
 
+/**
+ * A revocation is done on the master, but fewer replicas than REDIS_REPLICAS_TO_ACK hold it yet, so a
+ * failover could still lose it. The client is told exactly that (503, retry): latchkey already refuses
+ * the revoked tokens, and a retry succeeds once a replica has caught up.
+ */
+export class ReplicationPendingError extends StoreUnavailableError {
+  constructor(
+    message: string,
+    readonly connectedReplicas: number | null,
+  ) {
+    super(message);
+    this.name = 'ReplicationPendingError';
+  }
+}
+
+export const replicationPending = () =>
+  new ApiError(
+    'temporarily_unavailable',
+    'The revocation is in effect but not yet confirmed by enough Redis replicas; retry later.',
+    { 'retry-after': String(RETRY_AFTER_SECONDS) },
+  );
+
 export const unavailable = (cause?: unknown) =>
   new ApiError(
     'temporarily_unavailable',

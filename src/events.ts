@@ -10,13 +10,26 @@ export type AuthEvent =
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
   | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
   | { type: 'access_token_denied'; userId: string; jti: string; exp: number }
-  /** A refused login. `userId` only when the address has an account; never the address itself. */
-  | { type: 'login_failed'; cause: LoginFailureCause; userId: string | null }
+  /**
+   * A refused login. `account` is a hash of the normalised e-mail (the same for every attempt at one
+   * address, never the address itself), null when refused before the body was read (the per-IP
+   * throttle); `userId` only when the account exists.
+   */
+  | {
+      type: 'login_failed';
+      userId: string | null;
+      account: string | null;
+      reason: LoginFailure;
+      ip: string | null;
+      userAgent: string | null;
+    }
   /**
    * The incident switch: every session created before `revokedAfter` (ms) is revoked — every user's, or
    * only those of users holding `role`.
    */
   | { type: 'everyone_revoked'; revokedAfter: number; role: string | null };
+
+export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled';
 
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
 export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';

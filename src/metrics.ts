@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { KeyStore } from './keys/keystore.js';
 import type { PasswordHasher } from './accounts/passwords.js';
-import type { AuthEvent } from './events.js';
+import type { AuthEvent, LoginFailure, LoginFailureCause } from './events.js';
 import type { Store, StoreCommand } from './store/store.js';
 import type { TokenDecision } from './tokens/bearer.js';
 
@@ -179,7 +179,7 @@ export class Metrics {
 
   event(event: AuthEvent): void {
     this.events.inc({ type: event.type });
-    if (event.type === 'login_failed') this.loginFailures.inc({ cause: event.cause });
+    if (event.type === 'login_failed') this.loginFailures.inc({ cause: loginFailureCause(event.reason) });
   }
 
   /** One judged access token (src/tokens/bearer.ts). */
@@ -201,7 +201,7 @@ export class Metrics {
     else this.publishLag.observe(lagSeconds);
   }
 
-  answeredUnavailable(reason: 'store' | 'no_signing_key'): void {
+  answeredUnavailable(reason: 'store' | 'no_signing_key' | 'replicas'): void {
     this.unavailable.inc({ reason });
   }
 }
@@ -223,4 +223,9 @@ export async function listenMetrics(metrics: Metrics, host: string, port: number
     server.listen(port, host, () => resolve());
   });
   return server;
+}
+
+/** Unknown address and wrong password are one cause: a metric must not tell which addresses have accounts. */
+function loginFailureCause(reason: LoginFailure): LoginFailureCause {
+  return reason === 'unknown_account' || reason === 'wrong_password' ? 'wrong_credentials' : reason;
 }

@@ -90,6 +90,27 @@ describe('key rotation settings', () => {
     expect(loadConfig({ REDIS_URL: 'redis://a:6379', REDIS_REPLICAS_TO_ACK: '1' }).redis).toMatchObject({ replicasToAck: 1, replicaAckTimeoutMs: 500 });
     expect(problems(prod)[0]).toMatch(/^REDIS_URL: is required when NODE_ENV=production, or REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
   });
+
+  it('TRUST_PROXY takes a hop count or proxy addresses and CIDRs, never "everyone" in production', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '10.0.0.0/8, 192.168.1.7,::1, fd00::/8,loopback' }).trustProxy).toBe('10.0.0.0/8,192.168.1.7,::1,fd00::/8,loopback');
+    // Outside production `true` means a proxy on the same host.
+    expect(loadConfig({ TRUST_PROXY: 'true' }).trustProxy).toBe('loopback');
+    const prod = { NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.com', REDIS_URL: 'redis://r:6379' };
+    expect(problems({ ...prod, TRUST_PROXY: 'true' })).toEqual([expect.stringMatching(/^TRUST_PROXY: true would believe X-Forwarded-For from anyone/)]);
+    expect(problems({ TRUST_PROXY: '10.0.0.0/33' })[0]).toMatch(/^TRUST_PROXY: must be false, a hop count/);
+    expect(problems({ TRUST_PROXY: 'proxy.internal' })[0]).toMatch(/^TRUST_PROXY: must be false, a hop count/);
+  });
+
+  it('throttles and server timeouts are configurable; headers must arrive before the whole request', () => {
+    const c = loadConfig({ LATCHKEY_ACCOUNT_RATE_LIMIT: '5', LATCHKEY_REQUEST_TIMEOUT_MS: '2000', LATCHKEY_HEADERS_TIMEOUT_MS: '1000' });
+    expect(c.throttle).toEqual({ account: 5, accountWindow: 900, globalLogin: 100, refreshIp: 600, refreshSession: 30 });
+    expect(c.server).toEqual({ requestTimeoutMs: 2000, headersTimeoutMs: 1000, keepAliveTimeoutMs: 72_000, maxConnections: 10_000, maxRequestsPerSocket: 0 });
+    expect(problems({ LATCHKEY_REQUEST_TIMEOUT_MS: '1000', LATCHKEY_HEADERS_TIMEOUT_MS: '2000' })).toEqual([
+      'LATCHKEY_HEADERS_TIMEOUT_MS: must not exceed LATCHKEY_REQUEST_TIMEOUT_MS',
+    ]);
+  });
 });
 
 describe('client registry (LATCHKEY_CLIENTS)', () => {

@@ -46,16 +46,18 @@ describe('metrics', () => {
     expect(rotated.statusCode).toBe(200);
     expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(200); // grace
     t.clock.advanceSeconds(60);
+    expect((await refreshNative(t.app, rotated.json().refresh_token)).statusCode).toBe(200); // the successor is used
     expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(401); // reuse: session revoked
     expect((await post(t.app, '/login', { email: user.email, password: `${PASSWORD}x` })).statusCode).toBe(401);
 
     const after = await scrape();
     const delta = (series: string) => (value(after, series) ?? 0) - (value(before, series) ?? 0);
-    expect(delta('latchkey_refresh_total{result="rotated"}')).toBe(1);
+    expect(delta('latchkey_refresh_total{result="rotated"}')).toBe(2);
     expect(delta('latchkey_refresh_total{result="grace"}')).toBe(1);
     expect(delta('latchkey_refresh_total{result="reused"}')).toBe(1);
     expect(delta('latchkey_auth_events_total{type="refresh_token_reused"}')).toBe(1);
-    expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/refresh",status_code="200"}')).toBe(2);
+    expect(delta('latchkey_auth_events_total{type="login_failed"}')).toBe(1);
+    expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/refresh",status_code="200"}')).toBe(3);
     expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/refresh",status_code="401"}')).toBe(1);
     expect(delta('latchkey_http_request_duration_seconds_count{method="POST",route="/login",status_code="401"}')).toBe(1);
     expect(value(after, 'latchkey_signing_key_active')).toBe(1);

@@ -1,9 +1,10 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, invalidCredentials } from '../errors.js';
-import type { EventBus, LoginFailureCause } from '../events.js';
+import type { EventBus, LoginFailure } from '../events.js';
 import type { Revocations } from '../tokens/revocation.js';
 import type { Store, UserRecord } from '../store/store.js';
+import type { Throttles } from '../throttle.js';
 import type { PasswordHasher } from './passwords.js';
 
 /**
@@ -22,9 +23,21 @@ export interface AccountsDeps {
   revocations: Revocations;
   clock: () => number;
   log: Logger;
-  /** Where refused logins are reported (`login_failed`, never with the address). */
+  /** Per-account and global login throttles, checked before any password hash. */
+  throttles?: Pick<Throttles, 'login'>;
   events?: EventBus;
 }
+
+/** Who is trying to log in, for the record of failed attempts; `log` carries the request id. */
+export interface LoginContext {
+  ip: string | null;
+  userAgent: string | null;
+  log?: { warn(fields: object, message: string): void };
+}
+
+/** Names one address in events and logs without writing it down. */
+export const accountHandle = (normalizedEmail: string): string =>
+  createHash('sha256').update(`latchkey account\0${normalizedEmail}`).digest('base64url').slice(0, 22);
 
 /**
  * Accounts own credentials: who a user is, their password, whether they may log in. Starting a session
@@ -59,16 +72,31 @@ export class Accounts {
    * verification in every case — against a dummy hash when there is no user, awaited before answering so
    * the response time does not tell which addresses have accounts.
    */
-  async authenticate(email: string, password: string): Promise<UserRecord> {
+  async authenticate(email: string, password: string, ctx: LoginContext = { ip: null, userAgent: null }): Promise<UserRecord> {
     const { store, hasher, log } = this.deps;
-    const user = await store.findUserByEmail(normalizeEmail(email));
+    const normalized = normalizeEmail(email);
+    const failed = (reason: LoginFailure, userId: string | null) => this.loginFailed(normalized, reason, userId, ctx);
+    // Before any look-up or hash, and whether or not the account exists: a throttled correct password
+    // is refused like any other attempt, and the answer does not tell which addresses have accounts.
+    let succeeded: (() => Promise<void>) | undefined;
+    try {
+      succeeded = await this.deps.throttles?.login(normalized);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'rate_limited') failed('throttled', null);
+      throw err;
+    }
+    const user = await store.findUserByEmail(normalized);
     if (!user) {
       await hasher.verifyDummy(password);
-      throw this.refused('wrong_credentials', null);
+      failed('unknown_account', null);
+      throw invalidCredentials();
     }
     const ok = await hasher.verify(user.passwordHash, password);
-    if (!ok) throw this.refused('wrong_credentials', user.id);
-    if (user.disabled) throw this.refused('disabled', user.id);
+    if (!ok || user.disabled) {
+      failed(ok ? 'disabled' : 'wrong_password', user.id);
+      throw invalidCredentials();
+    }
+    await succeeded?.();
     if (hasher.needsRehash(user.passwordHash)) {
       // Parameters were raised since this hash was made; upgrading is best-effort.
       hasher
@@ -79,10 +107,13 @@ export class Accounts {
     return user;
   }
 
-  /** Reports a refused login and returns the one answer every cause gets. */
-  private refused(cause: LoginFailureCause, userId: string | null) {
-    this.deps.events?.emit({ type: 'login_failed', cause, userId });
-    return invalidCredentials();
+  private loginFailed(normalizedEmail: string, reason: LoginFailure, userId: string | null, ctx: LoginContext): void {
+    const account = accountHandle(normalizedEmail);
+    (ctx.log ?? this.deps.log).warn(
+      { event: 'login_failed', reason, userId, account, ip: ctx.ip, userAgent: ctx.userAgent },
+      'security: login refused',
+    );
+    this.deps.events?.emit({ type: 'login_failed', userId, account, reason, ip: ctx.ip, userAgent: ctx.userAgent });
   }
 
   /** Disables an account: no new logins, every session and access token revoked at once. Idempotent. */

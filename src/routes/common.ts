@@ -4,16 +4,39 @@ import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { ClientContext, IssuedTokens } from '../tokens/issuer.js';
 
-/** Parses input with a zod schema; a violation is a 400 that names every bad field. */
+/**
+ * Parses input with a zod schema; a violation is a 400 that names every bad field. Nothing the client
+ * sent is echoed unless it is a plain field name: an answer must not carry markup or text an attacker
+ * chose (a reflected string in an error page or a log viewer).
+ */
 export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T> {
   const result = schema.safeParse(input ?? {});
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => {
-    const unknown = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
-    return `${issue.path.join('.') || 'body'}: ${issue.message}${unknown}`;
+    const where = issue.path.map(String).map(safeName).join('.') || 'body';
+    if (issue.code === 'unrecognized_keys') {
+      const names = issue.keys.map(safeName);
+      return `${where}: unknown field${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
+    }
+    return `${where}: ${issue.message}`;
   });
   throw new ApiError('invalid_request', problems.join('; '));
 }
+
+const safeName = (name: string) => (/^[A-Za-z0-9_-]{1,40}$/.test(name) ? name : '(a field name that is not plain ASCII)');
+
+/**
+ * Text a person typed must be clean Unicode: no control characters (NUL, escapes), no format characters
+ * (bidi overrides like U+202E, zero-width characters, a BOM), no lone surrogates (which cannot be encoded
+ * in UTF-8 and would compare unequal to themselves once stored), no unassigned or private-use code points.
+ */
+const UNCLEAN_TEXT = /[\p{Cc}\p{Cf}\p{Cs}\p{Co}\p{Cn}]/u;
+/** Passwords may hold any character a keyboard or a password manager produces, but never a control character or a lone surrogate. */
+const UNCLEAN_SECRET = /[\p{Cc}\p{Cs}]/u;
+
+export const cleanText = (value: string) => !UNCLEAN_TEXT.test(value);
+export const cleanSecret = (value: string) => !UNCLEAN_SECRET.test(value);
+export const maxBytes = (max: number) => (value: string) => Buffer.byteLength(value, 'utf8') <= max;
 
 export const clientContext = (request: FastifyRequest): ClientContext => ({
   ip: request.ip || null,
@@ -62,9 +85,26 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
 /**
  * The access token of `Authorization: Bearer <token>` (RFC 6750 §2.1), or undefined when there is none or
  * it is not a canonical compact JWS. The one place latchkey reads a Bearer token from a request.
+ *
+ * Ambiguity is refused (400), never settled by "first wins": two Authorization headers (Node keeps only
+ * the first in `headers`, so the raw list is counted), or a token in the URL — RFC 6750 §2.3's query form,
+ * which latchkey never accepts because URLs end up in logs, histories and Referer headers.
  */
 export function bearerToken(request: FastifyRequest): string | undefined {
+  const raw = request.raw.rawHeaders;
+  let authorizations = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') authorizations++;
+  if (authorizations > 1) throw new ApiError('invalid_request', 'authorization: send one Authorization header');
+  if (hasQueryToken(request.url)) {
+    throw new ApiError('invalid_request', 'access_token: send the access token in the Authorization header, never in the URL');
+  }
   return BEARER.exec(request.headers.authorization ?? '')?.[1];
+}
+
+function hasQueryToken(url: string): boolean {
+  const q = url.indexOf('?');
+  if (q < 0) return false;
+  return new URLSearchParams(url.slice(q + 1)).has('access_token');
 }
 
 /** Token responses are never cached (RFC 6749 §5.1). */
@@ -114,6 +154,9 @@ export function presentedRefreshToken(
   config: Config,
   fromBody: string | undefined,
 ): { token: string; channel: 'cookie' | 'body' } | null {
+  // @fastify/cookie keeps the first of several cookies with one name; which one is meant is ambiguous.
+  const named = (request.headers.cookie ?? '').split(';').filter((c) => c.trim().startsWith(`${config.cookie.name}=`));
+  if (named.length > 1) throw new ApiError('invalid_request', 'cookie: send the refresh cookie once');
   const fromCookie = request.cookies[config.cookie.name] || undefined;
   if (fromCookie && fromBody) {
     throw new ApiError('invalid_request', 'refresh_token: send it in the cookie or in the body, not both');
@@ -125,7 +168,10 @@ export function presentedRefreshToken(
   return fromBody ? { token: fromBody, channel: 'body' } : null;
 }
 
-/** Route options that limit attempts per client IP per minute (off when the limit is 0). */
-export function attemptLimit(config: Config) {
-  return config.loginRateLimit > 0 ? { config: { rateLimit: { max: config.loginRateLimit, timeWindow: 60_000 } } } : {};
+/**
+ * Route options that count each request against the client IP's attempt budget (src/throttle.ts), kept
+ * in the store so every instance shares it; off when the limit is 0.
+ */
+export function attemptLimit(config: Config): { config?: { throttle: 'attempt' } } {
+  return config.loginRateLimit > 0 ? { config: { throttle: 'attempt' } } : {};
 }

@@ -8,12 +8,15 @@ import type { BearerAuth } from '../tokens/bearer.js';
 import { channelOf, type Clients } from '../tokens/clients.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
 import type { Revocations } from '../tokens/revocation.js';
+import { parseRefreshToken } from '../tokens/refresh-token.js';
+import type { Throttles } from '../throttle.js';
 import { emailField, passwordField } from './accounts.js';
 import {
   attemptLimit,
   bearerToken,
   clearRefreshCookie,
   clientContext,
+  noStore,
   parse,
   presentedRefreshToken,
   refuseBodyTokensToBrowsers,
@@ -29,7 +32,9 @@ const loginBody = z.strictObject({
   client_id: z.string().max(64).optional(),
 });
 
-const refreshBody = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() });
+// Any string: a malformed token (too long, an access token, garbage) is refused like any other bad one,
+// 401 invalid_grant, with nothing that tells it apart (the body limit caps the size).
+const refreshBody = z.strictObject({ refresh_token: z.string().optional() });
 
 export interface TokenRouteOptions {
   accounts: Accounts;
@@ -38,9 +43,10 @@ export interface TokenRouteOptions {
   bearer: BearerAuth;
   clients: Clients;
   config: Config;
+  throttles: Throttles;
 }
 
-export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, clients, config }) => {
+export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, clients, config, throttles }) => {
   // Only these routes read or set the refresh cookie; everything else (JWKS, /verify) skips the parsing.
   await app.register(fastifyCookie);
   app.post('/login', attemptLimit(config), async (request, reply) => {
@@ -49,8 +55,9 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     if (browser) requireAllowedOrigin(request, config);
     else refuseBodyTokensToBrowsers(request, config, 'client: a request with an Origin comes from a browser, which must log in with "browser"');
     const client = clients.resolve(body.client_id, body.client, request.headers.origin);
-    const user = await accounts.authenticate(body.email, body.password);
-    const issued = await issuer.startSession(user, channelOf(body.client), clientContext(request), client);
+    const ctx = clientContext(request);
+    const user = await accounts.authenticate(body.email, body.password, { ...ctx, log: request.log });
+    const issued = await issuer.startSession(user, channelOf(body.client), ctx, client);
     return sendTokens(reply, config, issued, browser);
   });
 
@@ -59,6 +66,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     if (!presented) throw new ApiError('invalid_request', 'refresh_token: required (in the body or the cookie)');
     if (presented.channel === 'body') refuseBodyTokensToBrowsers(request, config, 'refresh_token: a request with an Origin comes from a browser, which refreshes with the cookie');
+    await throttles.refresh(request.ip, parseRefreshToken(presented.token)?.sessionId ?? null);
     const issued = await issuer.refresh(presented.token, presented.channel, clientContext(request));
     return sendTokens(reply, config, issued, presented.channel === 'cookie');
   });
@@ -68,13 +76,13 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     await revocations.logout(presented?.token, await bearer.signedClaims(bearerToken(request)));
     clearRefreshCookie(reply, config);
-    return reply.code(204).send();
+    return noStore(reply).code(204).send();
   });
 
   app.post('/logout-all', async (request, reply) => {
     const claims = await bearer.authenticate(bearerToken(request));
     await revocations.revokeUser(claims.sub, 'logout_all');
     clearRefreshCookie(reply, config);
-    return reply.code(204).send();
+    return noStore(reply).code(204).send();
   });
 };

@@ -1,9 +1,11 @@
 import { applyGlobal, revokedGlobally, type GlobalRevocation } from '@latchkey/verifier/protocol';
+import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { sessionTag } from './session-tag.js';
 import type {
   CreateSessionResult,
   NewSession,
   PresentedToken,
+  RateLimiterOptions,
   RotateRequest,
   RotateResult,
   SessionRecord,
@@ -16,8 +18,10 @@ interface MemSession extends SessionRecord {
   current: Buffer;
   channel: string;
   client: string | null;
-  /** The token spent last, while the grace window may still need it. */
-  spent: { hash: Buffer; at: number; nonce: string } | null;
+  /** The token spent last, until its successor is rotated (see redis-scripts.ts rotateLua). */
+  spent: { hash: Buffer; at: number; nonce: string; late: boolean } | null;
+  /** The current token was handed out by a late retry. */
+  late: boolean;
 }
 
 /**
@@ -101,6 +105,7 @@ export class MemoryStore implements Store {
       channel: s.channel,
       client: s.client ?? null,
       spent: null,
+      late: false,
     });
     this.sessions.set(s.userId, live);
     return {
@@ -133,7 +138,8 @@ export class MemoryStore implements Store {
     }
     const roles = [...user.roles];
     if (q.secretHash.equals(s.current)) {
-      s.spent = q.graceMs > 0 ? { hash: s.current, at: q.now, nonce: q.successorNonce } : null;
+      s.spent = q.graceMs > 0 ? { hash: s.current, at: q.now, nonce: q.successorNonce, late: s.late } : null;
+      s.late = false;
       s.current = Buffer.from(q.successorHash);
       s.lastUsedAt = q.now;
       s.expiresAt = Math.min(q.now + q.refreshTtlMs, s.absoluteExpiresAt);
@@ -141,11 +147,15 @@ export class MemoryStore implements Store {
       s.userAgent = q.userAgent;
       return { status: 'rotated', ...this.state(s, roles) };
     }
-    if (s.spent?.hash.equals(q.secretHash) && q.now - s.spent.at < q.graceMs) {
-      s.lastUsedAt = q.now;
-      s.ip = q.ip;
-      s.userAgent = q.userAgent;
-      return { status: 'grace', successorNonce: s.spent.nonce, ...this.state(s, roles) };
+    if (q.graceMs > 0 && s.spent?.hash.equals(q.secretHash)) {
+      const inWindow = q.now - s.spent.at < q.graceMs;
+      if (inWindow || !s.spent.late) {
+        s.lastUsedAt = q.now;
+        s.ip = q.ip;
+        s.userAgent = q.userAgent;
+        if (!inWindow) s.late = true;
+        return { status: 'grace', successorNonce: s.spent.nonce, late: !inWindow, ...this.state(s, roles) };
+      }
     }
     live.delete(s.id);
     return { status: 'reused' };
@@ -215,6 +225,11 @@ export class MemoryStore implements Store {
 
   /** One process, no replicas: nothing to wait for. */
   async confirmRevocations(): Promise<void> {}
+
+  /** In this process only: like everything in this store, not shared with another instance. */
+  rateLimiter(o: RateLimiterOptions): RateLimiterAbstract {
+    return new RateLimiterMemory({ keyPrefix: `rl:${o.name}`, points: o.points, duration: o.durationSeconds });
+  }
 
   async ping(): Promise<void> {}
 

@@ -8,14 +8,20 @@
  *                            readable by verifiers
  *   {uid}:s:<sid>    hash    a session: k mac key, c current token hash, h channel (c|b), t created,
  *                            l last used, a absolute expiry, i ip, u + v user agent, o client id (absent for
- *                            the channel's default client) — latchkey only
- *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters) and
- *                            when it was spent (ms); lives only for the grace window — latchkey only
+ *                            the channel's default client), d '1' while the current token was handed out by a
+ *                            late retry (see rotateLua) — latchkey only
+ *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters), '1'
+ *                            if the spent token had been handed out by a late retry else '0', and when it was
+ *                            spent (ms); replaced at the next rotation, lives as long as the session — latchkey only
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
  *                            readable by verifiers
  *   global           hash    the incident switch: ra (ms) and ra:<role> — readable by verifiers; in a slot of
  *                            its own, so no script touches it with a user's keys: latchkey reads it with a
  *                            command of its own beside each check (see RedisStore.isAccessTokenActive)
+ *
+ * Outside the hash tags: `e:<sha256(email)>` the e-mail index, `revocations` and `epoch` for verifiers, and
+ * `rl:<throttle>:<key>` throttle counters (src/throttle.ts; rate-limiter-flexible's own script, each
+ * expiring with its window; account keys are hashed e-mails) — latchkey only.
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
@@ -88,14 +94,22 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
  * current token rotates; the others within the grace window get the nonce that determines the same
  * successor; any other genuine token of the session is reuse and revokes the session.
  *
+ * A lost reply (the script ran, the answer never reached the client, which saw a 503) must not log the
+ * user out however long the outage lasted: the just-spent token keeps returning its successor after the
+ * window too, as long as nobody has presented that successor (its first presentation rotates it and
+ * replaces the grace key, so a grace key that still names the presented token proves exactly that). Such a
+ * late hand-out may have given the successor to a second holder (a thief who used a stolen token first),
+ * so the session remembers it (`d`), and the token handed out late gets no late hand-out of its own once
+ * spent: whichever of two holders comes second after the window is reuse, and the family is revoked.
+ *
  * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key, KEYS[5] user state
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel (c|b),
  * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
  * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent, ARGV[12] '1' to accept only
  * the client ARGV[13] ('' for the channel's default), '0' for any
  * Returns {'rotated', tag, exp, abs, roles, '', client, created} | {'grace', tag, exp, abs, roles, nonce, client,
- * created} | {'invalid'} | {'reused'}; `created` (the session's creation, ms) lets latchkey apply the incident
- * switch.
+ * created, late (1 if handed out after the window)} | {'invalid'} | {'reused'}; `created` (the session's
+ * creation, ms) lets latchkey apply the incident switch.
  */
 export const rotateLua = `${WRITES}${prelude}
 -- The grace value is read back by offsets: hash (16), nonce (22), time.
@@ -126,18 +140,24 @@ if h == s[2] then
   redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
   if grace > 0 then
-    redis.call('SET', KEYS[4], h .. ARGV[6] .. int(now), 'PX', grace)
+    local late = redis.call('HGET', KEYS[3], 'd') == '1' and '1' or '0'
+    redis.call('HDEL', KEYS[3], 'd')
+    redis.call('SET', KEYS[4], h .. ARGV[6] .. late .. int(now), 'PX', int(newExp - now))
   else
     redis.call('DEL', KEYS[4])
   end
   return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2], '', client, s[6]}
 end
--- Only the immediately previous token gets grace, and only while its successor is still current: every
--- rotation overwrites the grace key, so it always describes the token spent last.
+-- Only the immediately previous token gets grace, and only while its successor has never been presented:
+-- every rotation overwrites the grace key, so it always describes the token spent last.
 local g = redis.call('GET', KEYS[4])
-if g and string.sub(g, 1, 16) == h and now - tonumber(string.sub(g, 39)) < grace then
-  redis.call('HSET', KEYS[3], 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
-  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38), client, s[6]}
+if grace > 0 and g and string.sub(g, 1, 16) == h then
+  local inWindow = now - tonumber(string.sub(g, 40)) < grace
+  if inWindow or string.sub(g, 39, 39) == '0' then
+    redis.call('HSET', KEYS[3], 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
+    if not inWindow then redis.call('HSET', KEYS[3], 'd', '1') end
+    return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38), client, s[6], inWindow and 0 or 1}
+  end
 end
 revoke()
 return {'reused'}

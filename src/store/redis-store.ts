@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { StoreUnavailableError } from '../errors.js';
+import { RateLimiterRedis, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import { ReplicationPendingError, StoreUnavailableError } from '../errors.js';
 import { traced } from '../tracing.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
 import {
@@ -29,6 +30,7 @@ import type {
   IssuedState,
   NewSession,
   PresentedToken,
+  RateLimiterOptions,
   RotateRequest,
   RotateResult,
   SessionRecord,
@@ -266,7 +268,7 @@ export class RedisStore implements Store {
       case 'rotated':
         return { status: 'rotated', ...issued(r, Number(r[7] ?? 0)) };
       case 'grace':
-        return { status: 'grace', ...issued(r, Number(r[7] ?? 0)), successorNonce: String(r[5]) };
+        return { status: 'grace', ...issued(r, Number(r[7] ?? 0)), successorNonce: String(r[5]), late: r[8] === 1 };
       case 'reused':
         return { status: 'reused' };
       default:
@@ -378,8 +380,28 @@ export class RedisStore implements Store {
       return Number(await client.call('WAIT', String(replicas), String(timeoutMs)));
     });
     if (acked < replicas) {
-      throw new StoreUnavailableError(`revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms`);
+      // Say why: a replica that lags, or a master that has fewer replicas than asked for (after a failover
+      // to a node whose replicas are gone). Either way the revocation stands on the master.
+      const info = await client.info('replication').catch(() => '');
+      const match = /connected_slaves:(\d+)/.exec(info);
+      const connected = match ? Number(match[1]) : null;
+      throw new ReplicationPendingError(
+        `revocation reached ${acked} of ${replicas} replicas within ${timeoutMs} ms (${connected ?? 'unknown'} connected)`,
+        connected,
+      );
     }
+  }
+
+  rateLimiter(o: RateLimiterOptions): RateLimiterAbstract {
+    // The key is `<REDIS_KEY_PREFIX>rl:<name>:<key>` (ioredis adds the prefix). rejectIfRedisNotReady makes
+    // a lost connection fail at once instead of waiting for the command timeout.
+    return new RateLimiterRedis({
+      storeClient: this.client,
+      keyPrefix: `rl:${o.name}`,
+      points: o.points,
+      duration: o.durationSeconds,
+      rejectIfRedisNotReady: true,
+    });
   }
 
   async ping(): Promise<void> {

@@ -15,6 +15,15 @@
  */
 
 import type { GlobalRevocation, RevocationFact } from '@latchkey/verifier/protocol';
+import type { RateLimiterAbstract } from 'rate-limiter-flexible';
+
+/** A named fixed-window counter: `points` per `durationSeconds` for each key. */
+export interface RateLimiterOptions {
+  /** Becomes part of every counter's key; one name per throttle. */
+  name: string;
+  points: number;
+  durationSeconds: number;
+}
 
 export type Channel = 'cookie' | 'body';
 
@@ -85,11 +94,12 @@ export interface RotateRequest extends PresentedToken {
   successorHash: Buffer;
   /**
    * The nonce the candidate successor was derived from (`successorSecret(presented secret, nonce)`), 22
-   * characters. Kept for the grace window if this call rotates.
+   * characters. Kept until the successor is next rotated (or the session ends) if this call rotates.
    */
   successorNonce: string;
   now: number;
   refreshTtlMs: number;
+  /** The grace window; 0 turns every grace off, late retries included. */
   graceMs: number;
   userAgent: string | null;
   ip: string | null;
@@ -110,11 +120,15 @@ export interface IssuedState {
 export type RotateResult =
   /** The presented token was current: it is now spent and the candidate is current. */
   | ({ status: 'rotated' } & IssuedState)
-  /** The presented token was spent within the grace window: the nonce of the successor it already has. */
-  | ({ status: 'grace'; successorNonce: string } & IssuedState)
+  /**
+   * The presented token is the one spent last and its successor has never been presented: the nonce of
+   * that successor. Within `graceMs` of the rotation (two tabs, a quick retry), or later (`late`: a retry
+   * after a lost reply) unless this token had itself been handed out late — then it is reuse.
+   */
+  | ({ status: 'grace'; successorNonce: string; late: boolean } & IssuedState)
   /** Unknown session, forged tag, wrong channel, expired token or session, disabled user. */
   | { status: 'invalid' }
-  /** A genuine but spent token outside the grace window: the session has been revoked. */
+  /** A genuine spent token that gets no grace (see above): the session has been revoked. */
   | { status: 'reused' };
 
 export type CreateSessionResult =
@@ -190,6 +204,13 @@ export interface Store {
    * of replicas); throws StoreUnavailableError otherwise. A store without replicas resolves at once.
    */
   confirmRevocations(): Promise<void>;
+  /**
+   * A throttle counter kept where this store keeps its data, so every instance sharing the store shares the
+   * budget (Redis: rate-limiter-flexible's RateLimiterRedis on the store's own connection; memory: in
+   * process). Windows run on the store's clock, not on `now`. A counter that cannot be reached rejects
+   * with an Error (never a RateLimiterRes): callers fail closed.
+   */
+  rateLimiter(options: RateLimiterOptions): RateLimiterAbstract;
   /** Throws StoreUnavailableError unless the store answers. */
   ping(): Promise<void>;
   close(): Promise<void>;

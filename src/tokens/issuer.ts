@@ -175,6 +175,10 @@ export class TokenIssuer {
       throw invalidGrant();
     }
     if (result.status === 'invalid') throw invalidGrant();
+    if (result.status === 'grace' && result.late) {
+      // A retry after a lost reply, or a second holder of the token: the next late hand-out will tell.
+      this.log.info({ userId: presented.userId, sessionId: presented.sessionId }, 'spent refresh token retried after the grace window');
+    }
     const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
     const access = await traced('access token sign', () => this.deps.access.sign({
       userId: presented.userId,

@@ -1,6 +1,9 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
+import type { RedisStore } from '../../src/store/redis-store.js';
 import { buildTestApp, ORIGIN, storeKinds, type TestApp } from '../helpers/app.js';
+import { testRedisUrl } from '../support/redis.js';
 import { bearer, loginBrowser, loginNative, post, refreshNative, register } from '../helpers/client.js';
 
 describe.each(storeKinds)('logout, logout-all and sessions (%s store)', (kind) => {
@@ -37,6 +40,33 @@ describe.each(storeKinds)('logout, logout-all and sessions (%s store)', (kind) =
     expect((await post(t.app, '/logout', undefined, bearer(login.access))).statusCode).toBe(204);
     expect((await get('/sessions', login.access)).statusCode).toBe(401);
     expect((await get('/sessions', refreshed.access_token)).statusCode).toBe(200);
+  });
+
+  it('a logged-out access token does not come back after exp while checkers still accept it (exp + clock skew)', async () => {
+    const user = await register(t.app);
+    const login = await loginNative(t.app, user.email);
+    const { exp, jti } = decodeJwt(login.access) as { exp: number; jti: string };
+    // Bearer only: the jti is deny-listed, the session lives on.
+    expect((await post(t.app, '/logout', undefined, bearer(login.access))).statusCode).toBe(204);
+    if (kind === 'redis') {
+      // Redis expires the entry on its own clock: it must outlive exp + skew measured from now.
+      const prefix = (t.store as RedisStore).keyPrefix;
+      const raw = new Redis(testRedisUrl());
+      try {
+        const pttl = await raw.pttl(`${prefix}{${user.id}}:j:${jti}`);
+        expect(pttl).toBeGreaterThan((exp + t.config.clockSkew) * 1000 - Date.now());
+      } finally {
+        raw.disconnect();
+      }
+    }
+    // From just after exp to the end of the skew the signature and claims still pass; the deny-list must hold.
+    t.clock.advance(exp * 1000 - t.clock.now() + 400);
+    for (const step of [0, 2000, 2000]) {
+      t.clock.advance(step);
+      const res = await t.app.inject({ url: '/verify', headers: bearer(login.access) });
+      expect(res.statusCode, `at exp + ${t.clock.now() - exp * 1000} ms`).toBe(401);
+    }
+    expect(t.clock.now()).toBeLessThan((exp + t.config.clockSkew) * 1000);
   });
 
   it('logout never touches another user’s session, even when named by a forged token', async () => {

@@ -59,6 +59,10 @@ describe('responses match openapi.yaml', () => {
     const fresh = await loginNative(t.app, email);
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify', headers: bearer(fresh.access) }));
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify' }));
+    check('get', '/verify', await t.app.inject({ method: 'GET', url: `/verify?access_token=${fresh.access}` }));
+    check('get', '/sessions', await t.app.inject({ method: 'GET', url: '/sessions?access_token=x' }));
+    check('delete', '/sessions/{id}', await t.app.inject({ method: 'DELETE', url: '/sessions/%ZZ', headers: bearer(fresh.access) }));
+    check('post', '/logout-all', await t.app.inject({ method: 'POST', url: '/logout-all?access_token=x' }));
 
     const form = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
       t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: new URLSearchParams(fields).toString() });

@@ -1,6 +1,8 @@
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, ORIGIN, storeKinds, type TestApp } from '../helpers/app.js';
+import { StoreUnavailableError } from '../../src/errors.js';
+import type { RotateRequest } from '../../src/store/store.js';
+import { buildTestApp, createTestStore, ORIGIN, storeKinds, type TestApp } from '../helpers/app.js';
 import {
   bearer,
   loginBrowser,
@@ -48,18 +50,19 @@ describe.each(storeKinds)('refresh (%s store)', (kind) => {
     expect((await refreshNative(t.app, first.refresh_token)).statusCode).toBe(200);
   });
 
-  it('reuse after the grace window revokes the whole session and its access tokens, and reports it', async () => {
+  it('reuse of a spent token after its successor was used revokes the whole session and its access tokens, and reports it', async () => {
     const user = await register(t.app);
     const login = await loginNative(t.app, user.email);
     const next = (await refreshNative(t.app, login.refresh)).json();
     expect((await sessionsWith(next.access_token)).statusCode).toBe(200);
     t.clock.advanceSeconds(11);
+    const later = (await refreshNative(t.app, next.refresh_token)).json();
     const reuse = await refreshNative(t.app, login.refresh);
     expect(reuse.statusCode).toBe(401);
     expect(reuse.json()).toEqual({ error: 'invalid_grant', error_description: expect.any(String) });
-    // The whole family is gone: the successor, and every access token carrying the session id.
-    expect((await refreshNative(t.app, next.refresh_token)).statusCode).toBe(401);
-    for (const access of [login.access, next.access_token]) {
+    // The whole family is gone: the current token, and every access token carrying the session id.
+    expect((await refreshNative(t.app, later.refresh_token)).statusCode).toBe(401);
+    for (const access of [login.access, next.access_token, later.access_token]) {
       const res = await sessionsWith(access);
       expect(res.statusCode).toBe(401);
       expect(res.headers['www-authenticate']).toMatch(/^Bearer error="invalid_token"/);
@@ -175,5 +178,48 @@ describe.each(storeKinds)('refresh (%s store)', (kind) => {
       expect(res.statusCode).toBe(400);
       expect(res.json().error_description).toContain('refresh_token');
     });
+  });
+});
+
+describe.each(storeKinds)('a lost reply (%s store)', (kind) => {
+  it('a client that got a 503 after the rotation ran, and retries long after the grace window, keeps its session', async () => {
+    const { store, dispose } = await createTestStore(kind, 'lost-reply');
+    // The rotation runs, then the reply is lost on the way back (a proxy or connection drop): 503.
+    let loseNext = false;
+    const lossy = new Proxy(store, {
+      get(target, prop, receiver) {
+        if (prop !== 'rotate') return Reflect.get(target, prop, receiver) as unknown;
+        return async (request: RotateRequest) => {
+          const result = await target.rotate(request);
+          if (loseNext) {
+            loseNext = false;
+            throw new StoreUnavailableError('reply lost');
+          }
+          return result;
+        };
+      },
+    });
+    const t = await buildTestApp(kind, {}, { store: lossy });
+    try {
+      const user = await register(t.app);
+      const login = await loginNative(t.app, user.email);
+      loseNext = true;
+      expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(503);
+      t.clock.advanceSeconds(12 * 60);
+      const retry = await refreshNative(t.app, login.refresh);
+      expect(retry.statusCode).toBe(200);
+      const again = await refreshNative(t.app, login.refresh);
+      expect(again.json().refresh_token).toBe(retry.json().refresh_token);
+      t.clock.advanceSeconds(60);
+      const next = await refreshNative(t.app, retry.json().refresh_token);
+      expect(next.statusCode).toBe(200);
+      // Its successor has been used: the spent token is theft now.
+      expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(401);
+      expect((await refreshNative(t.app, next.json().refresh_token)).statusCode).toBe(401);
+      expect(t.events).toContainEqual(expect.objectContaining({ type: 'refresh_token_reused', sessionId: login.sessionId }));
+    } finally {
+      await t.close();
+      await dispose();
+    }
   });
 });

@@ -39,8 +39,13 @@ export async function testConfig(env: Record<string, string> = {}): Promise<Conf
     LATCHKEY_AUDIENCE: 'https://api.example.com',
     LATCHKEY_ALLOWED_ORIGINS: ORIGIN,
     LATCHKEY_KEYS_DIR: await testKeysDir(),
-    // Every test client is 127.0.0.1; the limit has its own test.
+    // Every test client is 127.0.0.1 and tests race one session on purpose; the throttles have their own
+    // tests (test/api/throttle.test.ts).
     LATCHKEY_LOGIN_RATE_LIMIT: '100000',
+    LATCHKEY_ACCOUNT_RATE_LIMIT: '100000',
+    LATCHKEY_GLOBAL_LOGIN_RATE_LIMIT: '100000',
+    LATCHKEY_REFRESH_RATE_LIMIT: '100000',
+    LATCHKEY_SESSION_REFRESH_RATE_LIMIT: '100000',
     ...env,
   });
 }

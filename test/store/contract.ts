@@ -149,12 +149,57 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       expect(new Set(results.map((x) => x.next?.secret)).size).toBe(1);
     });
 
-    it('reuse after the grace window revokes the session', async () => {
+    it('a spent token presented after its successor was used revokes the session, however soon', async () => {
       const h0 = await login(await newUser());
       const a = await refresh(h0, T0 + MIN);
-      expect((await refresh(h0, T0 + MIN + policy.graceMs)).r.status).toBe('reused');
-      expect((await refresh(a.next!, T0 + MIN + policy.graceMs + 1)).r.status).toBe('invalid');
+      const b = await refresh(a.next!, T0 + MIN + 1);
+      expect((await refresh(h0, T0 + MIN + 2)).r.status).toBe('reused');
+      expect((await refresh(b.next!, T0 + MIN + 3)).r.status).toBe('invalid');
       expect(await store.listSessions(h0.userId, T0 + 2 * MIN)).toEqual([]);
+    });
+
+    it('a retry after a lost reply gets the same successor however late, while nobody has presented that successor', async () => {
+      const h0 = await login(await newUser());
+      const lost = await refresh(h0, T0 + MIN);
+      // Hours later, and again: the successor was never presented, so this is the client that lost the reply.
+      for (const later of [T0 + MIN + policy.graceMs, T0 + 3 * 60 * MIN, T0 + 5 * 60 * MIN]) {
+        const retry = await refresh(h0, later);
+        expect(retry.r).toMatchObject({ status: 'grace', late: true });
+        expect(retry.next).toEqual(lost.next);
+      }
+      const b = await refresh(lost.next!, T0 + 6 * 60 * MIN);
+      expect(b.r.status).toBe('rotated');
+      // Once the successor has been used, the spent token is theft.
+      expect((await refresh(h0, T0 + 6 * 60 * MIN + 1)).r.status).toBe('reused');
+      expect((await refresh(b.next!, T0 + 6 * 60 * MIN + 2)).r.status).toBe('invalid');
+    });
+
+    it('a successor handed out late may have two holders: whichever comes second after the window is reuse', async () => {
+      const h0 = await login(await newUser());
+      // A thief rotates a stolen token; hours later the victim presents it and is handed the same successor.
+      const thief = await refresh(h0, T0 + MIN);
+      const victim = await refresh(h0, T0 + 60 * MIN);
+      expect(victim.r).toMatchObject({ status: 'grace', late: true });
+      expect(victim.next).toEqual(thief.next);
+      // The thief moves on; within the window a second presentation is still ordinary grace (two tabs) ...
+      const moved = await refresh(thief.next!, T0 + 120 * MIN);
+      expect(moved.r.status).toBe('rotated');
+      expect((await refresh(victim.next!, T0 + 120 * MIN + 1000)).r).toMatchObject({ status: 'grace', late: false });
+      // ... but after it, the token handed out late gets no late hand-out of its own: the family is revoked.
+      expect((await refresh(victim.next!, T0 + 120 * MIN + policy.graceMs)).r.status).toBe('reused');
+      expect((await refresh(moved.next!, T0 + 121 * MIN)).r.status).toBe('invalid');
+      expect(await store.listSessions(h0.userId, T0 + 121 * MIN)).toEqual([]);
+    });
+
+    it('a client that lost a reply, then rotated normally, keeps the late retry for its next lost reply', async () => {
+      const h0 = await login(await newUser());
+      const a = await refresh(h0, T0 + MIN);
+      expect((await refresh(h0, T0 + 60 * MIN)).r).toMatchObject({ status: 'grace', late: true });
+      const b = await refresh(a.next!, T0 + 61 * MIN);
+      const c = await refresh(b.next!, T0 + 62 * MIN);
+      expect(c.r.status).toBe('rotated');
+      // b.next was handed out by an ordinary rotation: a late retry with it works again.
+      expect((await refresh(b.next!, T0 + 120 * MIN)).r).toMatchObject({ status: 'grace', late: true });
     });
 
     it('an older token than the immediately previous one is reuse even within the window', async () => {
@@ -173,10 +218,13 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       expect((await refresh(h0, T0 + MIN + 2000)).r.status).toBe('reused');
     });
 
-    it('with a grace window of zero a second presentation is reuse', async () => {
+    it('with a grace window of zero a second presentation is reuse, a late retry too', async () => {
       const h0 = await login(await newUser());
       expect((await refresh(h0, T0 + MIN, { graceMs: 0 })).r.status).toBe('rotated');
       expect((await refresh(h0, T0 + MIN, { graceMs: 0 })).r.status).toBe('reused');
+      const h1 = await login(h0.userId);
+      expect((await refresh(h1, T0 + MIN, { graceMs: 0 })).r.status).toBe('rotated');
+      expect((await refresh(h1, T0 + 2 * MIN, { graceMs: 0 })).r.status).toBe('reused');
     });
 
     it('a token forged from a known session id is refused without revoking the session', async () => {
