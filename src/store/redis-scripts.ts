@@ -12,6 +12,19 @@
  *                            when it was spent (ms); lives only for the grace window — latchkey only
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
  *                            readable by verifiers
+ *   {uid}:pr         hash    the pending password-reset token: h its SHA-256, e when it expires (ms), n failed
+ *                            attempts; lives until it expires — a credential: latchkey only
+ *
+ * Keys that belong to no user (src/store/redis-store.ts), none of them readable by verifiers:
+ *
+ *   e:<sha256(email)>  string  the e-mail index (user id) — bounded by the number of users
+ *   users              zset    user ids by creation time, for listing — bounded by the number of users
+ *   ak                 hash    admin API keys by id: name, SHA-256 of the secret, expiry — a credential;
+ *                              bounded by the keys operators create (expired ones are deleted when listed)
+ *   audit              stream  the audit trail: trimmed by age (LATCHKEY_AUDIT_RETENTION) and count
+ *                              (LATCHKEY_AUDIT_MAX_ENTRIES) at every append, and expires after a quiet spell
+ *   hk                 string  the random key of the audit trail's keyed hashes (one key)
+ *   revocations, epoch          what verifiers follow (src/verifier/protocol.ts)
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
@@ -180,7 +193,7 @@ return revoked
 /**
  * KEYS[1] session index
  * ARGV[1] now
- * Returns {{sid, ct, lu, exp, abs, ip, ua}, ...} for live sessions.
+ * Returns {{sid, ct, lu, exp, abs, ip, ua, channel}, ...} for live sessions.
  */
 export const listSessionsLua = `${READS}
 local base = string.sub(KEYS[1], 1, -3)
@@ -188,8 +201,24 @@ local out = {}
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
 for n = 1, #live, 2 do
   local sid = live[n]
-  local f = redis.call('HMGET', base .. 's:' .. sid, 't', 'l', 'a', 'i', 'u', 'v')
-  if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or '')}) end
+  local f = redis.call('HMGET', base .. 's:' .. sid, 't', 'l', 'a', 'i', 'u', 'v', 'h')
+  if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or ''), f[7] or 'b'}) end
 end
 return out
+`;
+
+/**
+ * Spends a password-reset token: once, and only before it expires; wrong guesses are counted and, past
+ * the limit, kill it (so its 256 bits need not be the only defence).
+ * KEYS[1] reset key
+ * ARGV[1] presented SHA-256, ARGV[2] now, ARGV[3] failures allowed
+ * Returns 1 if the token matched (and is now gone), else 0.
+ */
+export const consumeResetLua = `${WRITES}
+local r = redis.call('HMGET', KEYS[1], 'h', 'e')
+if not r[1] then return 0 end
+if tonumber(r[2]) <= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) return 0 end
+if r[1] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+if redis.call('HINCRBY', KEYS[1], 'n', 1) >= tonumber(ARGV[3]) then redis.call('DEL', KEYS[1]) end
+return 0
 `;
