@@ -1,8 +1,14 @@
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { readFile } from 'node:fs/promises';
 import { Accounts } from './accounts/accounts.js';
+import { PasswordResets } from './accounts/password-reset.js';
 import { PasswordHasher } from './accounts/passwords.js';
+import { AdminKeys } from './admin/admin-keys.js';
+import { AuditTrail } from './audit/audit.js';
+import { runWithContext } from './audit/context.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
 import type { Config } from './config.js';
 import { ApiError, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
@@ -10,6 +16,8 @@ import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
+import { clientContext } from './routes/common.js';
+import { passwordRoutes } from './routes/password.js';
 import { metaRoutes } from './routes/meta.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
@@ -31,14 +39,25 @@ export interface AppOverrides {
   onEvent?: (event: AuthEvent) => void;
 }
 
-export interface AppServices {
+/** What the public app, the admin app and the CLI share: accounts, revocations, the audit trail. */
+export interface CoreServices {
   store: Store;
-  keys: KeyStore;
   events: EventBus;
-  issuer: TokenIssuer;
+  audit: AuditTrail;
   revocations: Revocations;
-  bearer: BearerAuth;
+  hasher: PasswordHasher;
   accounts: Accounts;
+  adminKeys: AdminKeys;
+  resets: PasswordResets;
+  mailer: Mailer | null;
+  clock: () => number;
+  log: Logger;
+}
+
+export interface AppServices extends CoreServices {
+  keys: KeyStore;
+  issuer: TokenIssuer;
+  bearer: BearerAuth;
   metrics: Metrics;
 }
 
@@ -86,11 +105,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
   const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
-  const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
+  const core = await buildCoreServices(config, { store, clock, logger, onEvent: overrides.onEvent });
+  const { events, revocations, accounts, hasher, audit } = core;
   const metrics = new Metrics({ hasher, keys, clock });
-  const events = new EventBus(logger);
   events.on((event) => metrics.event(event));
-  if (overrides.onEvent) events.on(overrides.onEvent);
   const access = new AccessTokens(keys, {
     issuer: config.issuer,
     audience: config.audience,
@@ -98,18 +116,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     clockSkewSeconds: config.clockSkew,
   });
   const log = logger;
-  const revocations = new Revocations({
-    store,
-    events,
-    clock,
-    log,
-    horizonMs,
-    graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
-  });
   const issuer = new TokenIssuer({
     store,
     access,
     revocations,
+    events,
     clock,
     log,
     metrics,
@@ -121,7 +132,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   });
   const bearer = new BearerAuth({ store, access, clock, log });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  if (!core.mailer) {
+    logger.warn(
+      config.env === 'production'
+        ? 'PASSWORD RESET MAIL IS OFF: no LATCHKEY_SMTP_URL; POST /password/forgot answers 503 until one is set'
+        : 'PASSWORD RESET MAIL IS OFF: no LATCHKEY_SMTP_URL; POST /password/forgot answers 202 but sends nothing',
+    );
+  }
+  if (config.bootstrapAdmin) await bootstrapAdmin(config.bootstrapAdmin, accounts, logger);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -129,9 +147,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     trustProxy: config.trustProxy,
     return503OnClosing: true,
   });
-  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
+  const services: AppServices = { ...core, keys, issuer, bearer, metrics };
+  app.decorate('latchkey', services);
   app.addHook('onClose', async () => keys.stop());
+  app.addHook('onClose', async () => {
+    await core.resets.flush();
+    await audit.flush();
+    core.mailer?.close();
+  });
   if (!overrides.store) app.addHook('onClose', async () => store.close());
+  withActionContext(app);
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
@@ -160,6 +185,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
       await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config });
+      await scope.register(passwordRoutes, { accounts, issuer, bearer, resets: core.resets, store, config, clock });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
       await scope.register(verifyRoutes, { bearer, config });
       await scope.register(metaRoutes, { config, keys, store, clock });
@@ -167,6 +193,81 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     { prefix: config.basePath },
   );
   return app;
+}
+
+export interface CoreOptions {
+  store: Store;
+  clock: () => number;
+  logger: Logger;
+  onEvent?: (event: AuthEvent) => void;
+}
+
+/** Builds what the public app, the admin app and the CLI share, on a store that is already open. */
+export async function buildCoreServices(config: Config, { store, clock, logger, onEvent }: CoreOptions): Promise<CoreServices> {
+  const log = logger;
+  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
+  const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
+  const events = new EventBus(logger);
+  const audit = new AuditTrail({ store, log, clock, retention: config.audit, key: config.audit.key });
+  await audit.init();
+  events.on(audit.record);
+  if (onEvent) events.on(onEvent);
+  const revocations = new Revocations({
+    store,
+    events,
+    clock,
+    log,
+    horizonMs,
+    graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+  });
+  const emailHash = (email: string) => audit.emailHash(email);
+  const accounts = new Accounts({ store, hasher, revocations, events, emailHash, clock, log });
+  const adminKeys = new AdminKeys({ store, events, clock });
+  const mailer = await createMailer(config.passwordReset);
+  const resets = new PasswordResets({
+    store,
+    accounts,
+    events,
+    emailHash,
+    mailer,
+    refuseWithoutMail: config.env === 'production',
+    ttlSeconds: config.passwordReset.tokenTtl,
+    url: config.passwordReset.url,
+    clock,
+    log,
+  });
+  return { store, events, audit, revocations, hasher, accounts, adminKeys, resets, mailer, clock, log };
+}
+
+/**
+ * Every request runs in an action context (src/audit/context.ts): the audit trail learns its IP, user
+ * agent and request id without services passing them along. Entered after the body is parsed, so the
+ * handler and everything it starts run inside it.
+ */
+export function withActionContext(app: FastifyInstance): void {
+  app.addHook('preValidation', (request, _reply, done) => {
+    const { ip, userAgent } = clientContext(request);
+    runWithContext({ ip, userAgent, requestId: String(request.id) }, done);
+  });
+}
+
+/**
+ * The first admin without the CLI (which needs Redis): LATCHKEY_BOOTSTRAP_ADMIN_EMAIL and a file holding
+ * the password. Creates the account with role `admin` only if no account has the address; never changes
+ * an existing one.
+ */
+async function bootstrapAdmin(spec: { email: string; passwordFile: string }, accounts: Accounts, log: Logger): Promise<void> {
+  const password = (await readFile(spec.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  await runWithContext({ actor: 'system:bootstrap', ip: null, userAgent: null, requestId: null }, async () => {
+    if (await accounts.findByEmail(spec.email)) {
+      log.info('bootstrap admin: an account with this address exists; left as it is');
+      return;
+    }
+    const user = await accounts.register(spec.email, password, ['admin']).catch((err: Error) => {
+      throw new StartupError(`LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: ${err.message.replace(/^invalid_request: /, '')}`);
+    });
+    log.warn({ userId: user.id }, 'bootstrap admin created; remove LATCHKEY_BOOTSTRAP_ADMIN_* from the environment');
+  });
 }
 
 async function openStore(config: Config, logger: Logger, revocationRetentionMs: number): Promise<Store> {
@@ -183,7 +284,7 @@ async function openStore(config: Config, logger: Logger, revocationRetentionMs: 
 }
 
 /** Maps anything thrown to the error contract. Clients never see internals; the log gets the cause. */
-function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics): ApiError {
+export function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics): ApiError {
   if (err instanceof ApiError) {
     if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
     return err;

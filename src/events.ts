@@ -9,10 +9,25 @@ export type AuthEvent =
   | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
   | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
-  | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
+  | { type: 'access_token_denied'; userId: string; jti: string; exp: number }
+  | { type: 'login_succeeded'; userId: string; sessionId: string }
+  /** `emailHash` (a keyed hash, src/audit/audit.ts) stands for an address that has no account. */
+  | { type: 'login_failed'; userId: string | null; emailHash?: string; reason: LoginFailure }
+  | { type: 'account_created'; userId: string; roles: string[] }
+  | { type: 'account_disabled'; userId: string }
+  | { type: 'account_enabled'; userId: string }
+  | { type: 'roles_changed'; userId: string; roles: string[]; previous: string[] }
+  | { type: 'password_changed'; userId: string }
+  | { type: 'password_reset_requested'; userId: string | null; emailHash?: string }
+  | { type: 'password_reset_completed'; userId: string }
+  | { type: 'password_reset_failed'; userId: string | null }
+  | { type: 'admin_key_created'; keyId: string; name: string }
+  | { type: 'admin_key_revoked'; keyId: string; name: string };
 
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
-export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';
+export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'roles_changed' | 'admin';
+/** Why a password check failed: for the audit trail only, never for the client (all answer alike). */
+export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'wrong_current_password';
 
 export type AuthEventListener = (event: AuthEvent) => void;
 

@@ -1,8 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, invalidCredentials } from '../errors.js';
+import type { EventBus } from '../events.js';
 import type { Revocations } from '../tokens/revocation.js';
 import type { Store, UserRecord } from '../store/store.js';
+import { checkPasswordPolicy } from './password-policy.js';
 import type { PasswordHasher } from './passwords.js';
 
 /**
@@ -19,20 +21,25 @@ export interface AccountsDeps {
   store: Store;
   hasher: PasswordHasher;
   revocations: Revocations;
+  events: EventBus;
+  /** Keyed hash of an address that has no account, for the audit trail (src/audit/audit.ts). */
+  emailHash: (email: string) => string | undefined;
   clock: () => number;
   log: Logger;
 }
 
 /**
- * Accounts own credentials: who a user is, their password, whether they may log in. Starting a session
- * for an authenticated user is the token issuer's job; revoking what a change of account state kills is
- * the revocations' job.
+ * Accounts own credentials: who a user is, their password, whether they may log in, their roles. Starting
+ * a session for an authenticated user is the token issuer's job; revoking what a change of account state
+ * kills is the revocations' job.
  */
 export class Accounts {
   constructor(private readonly deps: AccountsDeps) {}
 
-  async register(email: string, password: string, roles: string[] = []): Promise<{ id: string; email: string }> {
+  /** Creates an account (registration, or an operator with roles). The password must pass the policy. */
+  async register(email: string, password: string, roles: string[] = [], field = 'password'): Promise<{ id: string; email: string }> {
     const { store, hasher, clock } = this.deps;
+    checkPasswordPolicy(password, field);
     const normalized = normalizeEmail(email);
     // Cheap look-up first, so a taken address does not cost a hash; createUser still decides atomically.
     if (await store.findUserByEmail(normalized)) throw conflict();
@@ -48,6 +55,7 @@ export class Accounts {
       revokedAfter: 0,
     });
     if (result === 'conflict') throw conflict();
+    this.deps.events.emit({ type: 'account_created', userId: id, roles });
     return { id, email: normalized };
   }
 
@@ -57,14 +65,19 @@ export class Accounts {
    * the response time does not tell which addresses have accounts.
    */
   async authenticate(email: string, password: string): Promise<UserRecord> {
-    const { store, hasher, log } = this.deps;
-    const user = await store.findUserByEmail(normalizeEmail(email));
+    const { store, hasher, log, events } = this.deps;
+    const normalized = normalizeEmail(email);
+    const user = await store.findUserByEmail(normalized);
     if (!user) {
       await hasher.verifyDummy(password);
+      events.emit({ type: 'login_failed', userId: null, emailHash: this.deps.emailHash(normalized), reason: 'unknown_account' });
       throw invalidCredentials();
     }
     const ok = await hasher.verify(user.passwordHash, password);
-    if (!ok || user.disabled) throw invalidCredentials();
+    if (!ok || user.disabled) {
+      events.emit({ type: 'login_failed', userId: user.id, reason: ok ? 'disabled' : 'wrong_password' });
+      throw invalidCredentials();
+    }
     if (hasher.needsRehash(user.passwordHash)) {
       // Parameters were raised since this hash was made; upgrading is best-effort.
       hasher
@@ -75,11 +88,71 @@ export class Accounts {
     return user;
   }
 
+  /** The account, or 404. */
+  async get(userId: string): Promise<UserRecord> {
+    const user = await this.deps.store.getUser(userId);
+    if (!user) throw new ApiError('not_found', 'No such user.');
+    return user;
+  }
+
+  async findByEmail(email: string): Promise<UserRecord | null> {
+    return this.deps.store.findUserByEmail(normalizeEmail(email));
+  }
+
   /** Disables an account: no new logins, every session and access token revoked at once. Idempotent. */
   async disable(userId: string): Promise<void> {
+    await this.get(userId);
     const now = this.deps.clock();
     const sessionIds = await this.deps.store.setDisabled(userId, true, now);
+    this.deps.events.emit({ type: 'account_disabled', userId });
     await this.deps.revocations.userRevoked(userId, sessionIds, now, 'disabled');
+  }
+
+  /** Lets the account log in again; sessions revoked by the disable stay revoked. Idempotent. */
+  async enable(userId: string): Promise<void> {
+    await this.get(userId);
+    await this.deps.store.setDisabled(userId, false, this.deps.clock());
+    this.deps.events.emit({ type: 'account_enabled', userId });
+  }
+
+  /**
+   * New roles reach access tokens at the next refresh (the store reads them at every rotation); with
+   * `revoke`, every session is revoked at once, so no token with the old roles stays usable.
+   */
+  async setRoles(userId: string, roles: string[], revoke: boolean): Promise<void> {
+    const user = await this.get(userId);
+    const unique = [...new Set(roles)];
+    await this.deps.store.setRoles(userId, unique);
+    this.deps.events.emit({ type: 'roles_changed', userId, roles: unique, previous: user.roles });
+    if (revoke) await this.deps.revocations.revokeUser(userId, 'roles_changed');
+  }
+
+  /**
+   * The owner changes their password: the current one is checked again (a wrong one is a failed login in
+   * the audit trail) and every session is revoked; the caller starts a fresh session for itself.
+   */
+  async changePassword(userId: string, current: string, next: string): Promise<UserRecord> {
+    const { store, hasher, events } = this.deps;
+    const user = await this.get(userId);
+    const ok = await hasher.verify(user.passwordHash, current);
+    if (!ok || user.disabled) {
+      events.emit({ type: 'login_failed', userId, reason: ok ? 'disabled' : 'wrong_current_password' });
+      throw invalidCredentials();
+    }
+    checkPasswordPolicy(next, 'new_password');
+    await store.setPasswordHash(userId, await hasher.hash(next));
+    // A reset link mailed earlier must not undo the change.
+    await store.deleteResetToken(userId);
+    events.emit({ type: 'password_changed', userId });
+    await this.deps.revocations.revokeUser(userId, 'password_changed');
+    return user;
+  }
+
+  /** Sets a password after a reset token was spent, and revokes every session. */
+  async setPasswordAfterReset(userId: string, next: string): Promise<void> {
+    await this.deps.store.setPasswordHash(userId, await this.deps.hasher.hash(next));
+    this.deps.events.emit({ type: 'password_reset_completed', userId });
+    await this.deps.revocations.revokeUser(userId, 'password_reset');
   }
 }
 

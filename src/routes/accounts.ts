@@ -13,7 +13,8 @@ export const passwordField = z.string().min(1).max(1024);
 
 const registerBody = z.strictObject({
   email: emailField,
-  password: z.string().min(8, 'must be at least 8 characters').max(1024),
+  // The password policy (src/accounts/password-policy.ts) has the last word, in bytes.
+  password: z.string().min(8, 'must be at least 8 characters').max(4096),
 });
 
 export const accountRoutes: FastifyPluginAsync<{ accounts: Accounts; config: Config }> = async (app, { accounts, config }) => {

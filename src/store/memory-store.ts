@@ -95,6 +95,7 @@ export class MemoryStore implements Store {
     for (const id of evicted) live.delete(id);
     const absoluteExpiresAt = s.now + s.absoluteTtlMs;
     const expiresAt = Math.min(s.now + s.refreshTtlMs, absoluteExpiresAt);
+    user.lastLoginAt = s.now;
     live.set(s.sessionId, {
       id: s.sessionId,
       userId: s.userId,
@@ -186,11 +187,6 @@ export class MemoryStore implements Store {
         channel: s.channel,
       }))
       .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
-  }
-
-  async recordLogin(userId: string, now: number): Promise<void> {
-    const u = this.users.get(userId);
-    if (u) u.lastLoginAt = now;
   }
 
   async listUsers(cursor: string | undefined, limit: number): Promise<{ users: UserRecord[]; next: string | null }> {

@@ -2,7 +2,7 @@
  * Lua scripts of the Redis store. Each runs atomically, so no other client sees a half-done rotation or
  * revocation. All of a user's keys share the hash tag `{<user id>}` and therefore one Cluster slot:
  *
- *   {uid}:u          hash    the account (id email pw roles ct) — credentials: latchkey only
+ *   {uid}:u          hash    the account (id email pw roles ct, ll last login) — credentials: latchkey only
  *   {uid}:x          hash    its revocation state (dis, ra) — readable by verifiers
  *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms) —
  *                            readable by verifiers
@@ -86,6 +86,7 @@ end
 redis.call('HSET', KEYS[4], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't', int(now), 'l', int(now),
   'a', int(abs), 'i', ARGV[8], 'u', ua1(ARGV[9]), 'v', ua2(ARGV[9]))
 redis.call('PEXPIRE', KEYS[4], int(exp - now))
+redis.call('HSET', KEYS[1], 'll', int(now))
 redis.call('ZADD', KEYS[3], int(exp), ARGV[1])
 if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIRE', KEYS[3], int(exp - now)) end
 return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}

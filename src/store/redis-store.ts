@@ -307,13 +307,6 @@ export class RedisStore implements Store {
       .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
   }
 
-  async recordLogin(userId: string, now: number): Promise<void> {
-    // Only an existing account: the field must not create a user hash for an id that has none.
-    await this.run('recordLogin', async () => {
-      if (await this.client.exists(k.user(userId))) await this.client.hset(k.user(userId), 'll', String(now));
-    });
-  }
-
   async listUsers(cursor: string | undefined, limit: number): Promise<{ users: UserRecord[]; next: string | null }> {
     const from = cursor ? Math.max(0, Number(cursor) || 0) : 0;
     const ids = await this.run('listUsers', () => this.client.zrange(k.users, from, from + limit));

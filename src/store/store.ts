@@ -29,7 +29,7 @@ export interface UserRecord {
   createdAt: number;
   /** Every session created before this instant is revoked (logout-all, disable). 0 = never. */
   revokedAfter: number;
-  /** When the user last logged in (ms); absent or 0 = never. */
+  /** When a session was last started for the user (ms), i.e. the last login; absent = never. */
   lastLoginAt?: number;
 }
 
@@ -183,7 +183,7 @@ export interface Store {
   /** Disabling also revokes every session, as `revokeAllSessions` does, and returns their ids. */
   setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]>;
 
-  /** Starts a session for an existing, enabled user. */
+  /** Starts a session for an existing, enabled user, and records it as the user's last login. */
   createSession(session: NewSession): Promise<CreateSessionResult>;
   /** The heart of refresh: one atomic decision, see `RotateResult`. */
   rotate(request: RotateRequest): Promise<RotateResult>;
@@ -201,8 +201,6 @@ export interface Store {
   /** Is an access token with these claims still good: not deny-listed, session live, user enabled. */
   isAccessTokenActive(claims: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean>;
 
-  /** Marks a successful login (shown to operators). */
-  recordLogin(userId: string, now: number): Promise<void>;
   /**
    * Users in creation order, `limit` at a time from `cursor` (opaque; absent = the start). `next` is null
    * at the end.
