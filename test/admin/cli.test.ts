@@ -1,29 +1,10 @@
-import { execFile } from 'node:child_process';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../../src/store/redis-store.js';
 import { buildTestAdmin, buildTestApp, testKeysDir, type TestApp } from '../helpers/app.js';
+import { runCli } from '../helpers/cli.js';
 import { bearer, loginNative, post, PASSWORD, uniqueEmail } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `latchkey …` as a user would, with the password (if any) on standard input. */
-export function runCli(args: string[], env: Record<string, string | undefined>, stdin = ''): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      ['--import', 'tsx', 'src/bin.ts', ...args],
-      { env: { PATH: process.env.PATH, NODE_ENV: 'test', ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-    child.stdin?.end(stdin);
-  });
-}
 
 const lines = (s: string) => s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
