@@ -15,5 +15,5 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 USER node
-EXPOSE 3000 9464
+EXPOSE 3000 3001 9464
 CMD ["node", "dist/server.js"]
