@@ -2,8 +2,14 @@ import fastifyCors from '@fastify/cors';
 import fastifyHelmet from '@fastify/helmet';
 import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
+import { readFile } from 'node:fs/promises';
 import { Accounts } from './accounts/accounts.js';
+import { PasswordResets } from './accounts/password-reset.js';
 import { PasswordHasher } from './accounts/passwords.js';
+import { AdminKeys } from './admin/admin-keys.js';
+import { AuditTrail } from './audit/audit.js';
+import { runWithContext } from './audit/context.js';
+import { createMailer, type Mailer } from './mail/mailer.js';
 import type { Config } from './config.js';
 import { ApiError, ReplicationPendingError, replicationPending, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
@@ -14,6 +20,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
 import { clientContext } from './routes/common.js';
 import { corsOptions } from './routes/cors.js';
+import { passwordRoutes } from './routes/password.js';
 import { metaRoutes } from './routes/meta.js';
 import { oauthRoutes } from './routes/oauth.js';
 import { sessionRoutes } from './routes/sessions.js';
@@ -41,14 +48,25 @@ export interface AppOverrides {
   tracing?: Tracing;
 }
 
-export interface AppServices {
+/** What the public app, the admin app and the CLI share: accounts, revocations, the audit trail. */
+export interface CoreServices {
   store: Store;
-  keys: KeyStore;
   events: EventBus;
-  issuer: TokenIssuer;
+  audit: AuditTrail;
   revocations: Revocations;
-  bearer: BearerAuth;
+  hasher: PasswordHasher;
   accounts: Accounts;
+  adminKeys: AdminKeys;
+  resets: PasswordResets;
+  mailer: Mailer | null;
+  clock: () => number;
+  log: Logger;
+}
+
+export interface AppServices extends CoreServices {
+  keys: KeyStore;
+  issuer: TokenIssuer;
+  bearer: BearerAuth;
   metrics: Metrics;
   throttles: Throttles;
 }
@@ -106,9 +124,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
   const metrics = new Metrics({ hasher, keys, clock, store });
   store.observe?.((command) => metrics.storeCommand(command));
-  const events = new EventBus(logger);
+  const throttles = new Throttles(store, config);
+  const core = await buildCoreServices(config, { store, clock, logger, onEvent: overrides.onEvent, hasher, metrics, throttles });
+  const { events, revocations, accounts, audit } = core;
   events.on((event) => metrics.event(event));
-  if (overrides.onEvent) events.on(overrides.onEvent);
   const access = new AccessTokens(keys, {
     issuer: config.issuer,
     audience: config.audience,
@@ -116,20 +135,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     clockSkewSeconds: config.clockSkew,
   });
   const log = logger;
-  const revocations = new Revocations({
-    store,
-    events,
-    clock,
-    log,
-    horizonMs,
-    graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
-    metrics,
-    sessionMaxMs: config.sessionMaxTtl * 1000,
-  });
   const issuer = new TokenIssuer({
     store,
     access,
     revocations,
+    events,
     clock,
     log,
     metrics,
@@ -141,18 +151,20 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   });
   const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d) });
-  const throttles = new Throttles(store, config);
-  const accounts = new Accounts({ store, hasher, revocations, clock, log, throttles, events });
   const clients = new Clients(config.clients);
+  if (!core.mailer) {
+    logger.warn(
+      config.env === 'production'
+        ? 'PASSWORD RESET MAIL IS OFF: no LATCHKEY_SMTP_URL; POST /password/forgot answers 503 until one is set'
+        : 'PASSWORD RESET MAIL IS OFF: no LATCHKEY_SMTP_URL; POST /password/forgot answers 202 but sends nothing',
+    );
+  }
+  if (config.bootstrapAdmin) await bootstrapAdmin(config.bootstrapAdmin, accounts, logger);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
-    // A hop count as proxy-addr reads it: the nearest n peers are proxies (Fastify's types lack the number form).
-    trustProxy:
-      typeof config.trustProxy === 'number'
-        ? ((hops: number) => (_address: string, hop: number) => hop < hops)(config.trustProxy)
-        : config.trustProxy,
+    trustProxy: trustProxyOption(config),
     return503OnClosing: true,
     // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
     // shape too, without echoing the path.
@@ -171,9 +183,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     },
   });
   if (config.server.maxConnections > 0) app.server.maxConnections = config.server.maxConnections;
-  app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics, throttles });
+  const services: AppServices = { ...core, keys, issuer, bearer, metrics, throttles };
+  app.decorate('latchkey', services);
   app.addHook('onClose', async () => keys.stop());
+  app.addHook('onClose', async () => {
+    await core.resets.flush();
+    await audit.flush();
+    core.mailer?.close();
+  });
   if (!overrides.store) app.addHook('onClose', async () => store.close());
+  withActionContext(app);
 
   if (overrides.tracing) await app.register(overrides.tracing.fastify.plugin());
 
@@ -231,7 +250,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     } catch (err) {
       if (err instanceof ApiError && err.code === 'rate_limited' && request.routeOptions.url?.endsWith('/login')) {
         const { ip, userAgent } = clientContext(request);
-        events.emit({ type: 'login_failed', userId: null, account: null, reason: 'throttled', ip, userAgent });
+        events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip, userAgent });
       }
       throw err;
     }
@@ -240,6 +259,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
       await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config, throttles });
+      await scope.register(passwordRoutes, { accounts, issuer, bearer, resets: core.resets, store, config, clock });
       await scope.register(oauthRoutes, { issuer, revocations, bearer, clients, store, config });
       await scope.register(discoveryRoutes, { config });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
@@ -250,6 +270,96 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   );
   await app.register(rootDiscoveryRoutes, { config });
   return app;
+}
+
+export interface CoreOptions {
+  store: Store;
+  clock: () => number;
+  logger: Logger;
+  onEvent?: (event: AuthEvent) => void;
+  /** The public app's own: its metrics watch the hasher's queue and the revocation stream. */
+  hasher?: PasswordHasher;
+  metrics?: Metrics;
+  throttles?: Throttles;
+}
+
+/** Builds what the public app, the admin app and the CLI share, on a store that is already open. */
+export async function buildCoreServices(
+  config: Config,
+  { store, clock, logger, onEvent, metrics, throttles, ...given }: CoreOptions,
+): Promise<CoreServices> {
+  const log = logger;
+  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
+  const hasher = given.hasher ?? new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
+  const events = new EventBus(logger);
+  const audit = new AuditTrail({ store, log, clock, retention: config.audit, key: config.audit.key });
+  await audit.init();
+  events.on(audit.record);
+  if (onEvent) events.on(onEvent);
+  const revocations = new Revocations({
+    store,
+    events,
+    clock,
+    log,
+    horizonMs,
+    graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+    metrics,
+    sessionMaxMs: config.sessionMaxTtl * 1000,
+  });
+  const emailHash = (email: string) => audit.emailHash(email);
+  const accounts = new Accounts({ store, hasher, revocations, events, emailHash, clock, log, throttles });
+  const adminKeys = new AdminKeys({ store, events, clock });
+  const mailer = await createMailer(config.passwordReset);
+  const resets = new PasswordResets({
+    store,
+    accounts,
+    events,
+    emailHash,
+    mailer,
+    refuseWithoutMail: config.env === 'production',
+    ttlSeconds: config.passwordReset.tokenTtl,
+    url: config.passwordReset.url,
+    clock,
+    log,
+  });
+  return { store, events, audit, revocations, hasher, accounts, adminKeys, resets, mailer, clock, log };
+}
+
+/**
+ * Every request runs in an action context (src/audit/context.ts): the audit trail learns its IP, user
+ * agent and request id without services passing them along. Entered after the body is parsed, so the
+ * handler and everything it starts run inside it.
+ */
+export function withActionContext(app: FastifyInstance): void {
+  app.addHook('preValidation', (request, _reply, done) => {
+    const { ip, userAgent } = clientContext(request);
+    runWithContext({ ip, userAgent, requestId: String(request.id) }, done);
+  });
+}
+
+/**
+ * The first admin without the CLI (which needs Redis): LATCHKEY_BOOTSTRAP_ADMIN_EMAIL and a file holding
+ * the password. Creates the account with role `admin` only if no account has the address; never changes
+ * an existing one.
+ */
+async function bootstrapAdmin(spec: { email: string; passwordFile: string }, accounts: Accounts, log: Logger): Promise<void> {
+  const password = (await readFile(spec.passwordFile, 'utf8')).replace(/\r?\n$/, '');
+  await runWithContext({ actor: 'system:bootstrap', ip: null, userAgent: null, requestId: null }, async () => {
+    if (await accounts.findByEmail(spec.email)) {
+      log.info('bootstrap admin: an account with this address exists; left as it is');
+      return;
+    }
+    const user = await accounts.register(spec.email, password, ['admin']).catch((err: Error) => {
+      throw new StartupError(`LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: ${err.message.replace(/^invalid_request: /, '')}`);
+    });
+    log.warn({ userId: user.id }, 'bootstrap admin created; remove LATCHKEY_BOOTSTRAP_ADMIN_* from the environment');
+  });
+}
+
+/** A hop count as proxy-addr reads it: the nearest n peers are proxies (Fastify's types lack the number form). */
+export function trustProxyOption(config: Config): string | boolean | string[] | ((address: string, hop: number) => boolean) {
+  const trust = config.trustProxy;
+  return typeof trust === 'number' ? (_address: string, hop: number) => hop < trust : trust;
 }
 
 async function openStore(config: Config, logger: Logger, revocationRetentionMs: number): Promise<Store> {
@@ -266,7 +376,7 @@ async function openStore(config: Config, logger: Logger, revocationRetentionMs: 
 }
 
 /** Maps anything thrown to the error contract. Clients never see internals; the log gets the cause. */
-function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics): ApiError {
+export function toApiError(err: FastifyError, log: FastifyBaseLogger, metrics: Metrics): ApiError {
   if (err instanceof ApiError) {
     if (err.cause) log.warn({ reason: (err.cause as Error).message }, err.message);
     return err;

@@ -147,6 +147,25 @@ const schema = z
     // Prometheus metrics on a port of their own (0 turns them off), so they are never public with the API.
     LATCHKEY_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9464),
     LATCHKEY_METRICS_HOST: z.string().min(1).optional(),
+    // The admin API on a port of its own (0 turns it off), never on the public API port.
+    LATCHKEY_ADMIN_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
+    LATCHKEY_ADMIN_HOST: z.string().min(1).optional(),
+    LATCHKEY_AUDIT_RETENTION_DAYS: z.coerce.number().min(1).max(3650).default(30),
+    LATCHKEY_AUDIT_MAX_ENTRIES: z.coerce.number().int().min(100).max(100_000_000).default(100_000),
+    LATCHKEY_AUDIT_KEY: z.string().min(32, 'must be at least 32 characters').optional(),
+    LATCHKEY_RESET_TOKEN_TTL: seconds(1800, 60).refine((v) => v <= 86_400, 'must be at most 86400 (1 day)'),
+    LATCHKEY_RESET_URL: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || (v.includes('{token}') && /^https?:\/\//.test(v)), 'must be an http(s) URL containing {token}'),
+    LATCHKEY_SMTP_URL: z
+      .string()
+      .optional()
+      .refine((v) => v === undefined || /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://'),
+    LATCHKEY_SMTP_URL_FILE: z.string().min(1).optional(),
+    LATCHKEY_MAIL_FROM: z.string().min(3).optional(),
+    LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: z.string().min(3).optional(),
+    LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: z.string().min(1).optional(),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     TRUST_PROXY: trustProxy,
     LATCHKEY_ISSUER: z.url({ protocol: /^https?$/ }).optional(),
@@ -252,6 +271,9 @@ const schema = z
     }
     if (env.LATCHKEY_HEADERS_TIMEOUT_MS > env.LATCHKEY_REQUEST_TIMEOUT_MS)
       need('LATCHKEY_HEADERS_TIMEOUT_MS', 'must not exceed LATCHKEY_REQUEST_TIMEOUT_MS');
+    if (env.LATCHKEY_SMTP_URL && env.LATCHKEY_SMTP_URL_FILE) need('LATCHKEY_SMTP_URL_FILE', 'set only one of LATCHKEY_SMTP_URL and LATCHKEY_SMTP_URL_FILE');
+    if (!!env.LATCHKEY_BOOTSTRAP_ADMIN_EMAIL !== !!env.LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE)
+      need('LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE', 'LATCHKEY_BOOTSTRAP_ADMIN_EMAIL and LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE go together');
     if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
       need('LATCHKEY_REFRESH_TOKEN_TTL', 'must not exceed LATCHKEY_SESSION_MAX_TTL');
     const verifyHeaders = [
@@ -280,6 +302,20 @@ export interface Config {
   host: string;
   /** Where GET /metrics listens; null when turned off. */
   metrics: { host: string; port: number } | null;
+  /** Where the admin API listens; null when turned off. */
+  admin: { host: string; port: number } | null;
+  audit: { maxAgeMs: number; maxEntries: number; key?: string };
+  passwordReset: {
+    tokenTtl: number;
+    /** The link mailed to the user; `{token}` is replaced by the reset token. */
+    url: string;
+    /** SMTP: a URL, or a file holding one (read at start-up); neither = reset mail is off. */
+    smtpUrl?: string;
+    smtpUrlFile?: string;
+    from: string;
+  };
+  /** Creates this admin at start-up when no account has the address (the first admin without a CLI). */
+  bootstrapAdmin: { email: string; passwordFile: string } | null;
   port: number;
   logLevel: string;
   /** Fastify's trustProxy: false, a hop count, or the proxies' addresses and CIDRs. Never `true`. */
@@ -412,6 +448,9 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
   if (e.LATCHKEY_METRICS_PORT !== 0 && e.LATCHKEY_METRICS_PORT === e.PORT) {
     throw new ConfigError(['LATCHKEY_METRICS_PORT: must differ from PORT; metrics never share the API port (0 turns them off)']);
   }
+  if (e.LATCHKEY_ADMIN_PORT !== 0 && (e.LATCHKEY_ADMIN_PORT === e.PORT || e.LATCHKEY_ADMIN_PORT === e.LATCHKEY_METRICS_PORT)) {
+    throw new ConfigError(['LATCHKEY_ADMIN_PORT: must differ from PORT and LATCHKEY_METRICS_PORT; the admin API never shares a port (0 turns it off)']);
+  }
   const port = e.PORT;
   const issuer = (e.LATCHKEY_ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
   const secure = !e.LATCHKEY_COOKIE_INSECURE_DEV;
@@ -419,6 +458,24 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
     env: e.NODE_ENV,
     host: e.HOST,
     metrics: e.LATCHKEY_METRICS_PORT > 0 ? { host: e.LATCHKEY_METRICS_HOST ?? e.HOST, port: e.LATCHKEY_METRICS_PORT } : null,
+    admin: e.LATCHKEY_ADMIN_PORT > 0 ? { host: e.LATCHKEY_ADMIN_HOST ?? e.HOST, port: e.LATCHKEY_ADMIN_PORT } : null,
+    audit: {
+      maxAgeMs: Math.round(e.LATCHKEY_AUDIT_RETENTION_DAYS * 86_400_000),
+      maxEntries: e.LATCHKEY_AUDIT_MAX_ENTRIES,
+      ...(e.LATCHKEY_AUDIT_KEY ? { key: e.LATCHKEY_AUDIT_KEY } : {}),
+    },
+    passwordReset: {
+      tokenTtl: e.LATCHKEY_RESET_TOKEN_TTL,
+      // A fragment, not a query: it never reaches a server log or a Referer header.
+      url: e.LATCHKEY_RESET_URL ?? `${(e.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(issuer).origin])[0]}/reset-password#token={token}`,
+      ...(e.LATCHKEY_SMTP_URL ? { smtpUrl: e.LATCHKEY_SMTP_URL } : {}),
+      ...(e.LATCHKEY_SMTP_URL_FILE ? { smtpUrlFile: e.LATCHKEY_SMTP_URL_FILE } : {}),
+      from: e.LATCHKEY_MAIL_FROM ?? `latchkey <no-reply@${new URL(issuer).hostname}>`,
+    },
+    bootstrapAdmin:
+      e.LATCHKEY_BOOTSTRAP_ADMIN_EMAIL && e.LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE
+        ? { email: e.LATCHKEY_BOOTSTRAP_ADMIN_EMAIL, passwordFile: e.LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE }
+        : null,
     port,
     logLevel: e.LOG_LEVEL,
     trustProxy: e.TRUST_PROXY === 'true' ? 'loopback' : Array.isArray(e.TRUST_PROXY) ? e.TRUST_PROXY.join(',') : e.TRUST_PROXY,

@@ -10,29 +10,41 @@ export type AuthEvent =
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
   | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
   | { type: 'access_token_denied'; userId: string; jti: string; exp: number }
+  | { type: 'login_succeeded'; userId: string; sessionId: string }
+  /** `emailHash` (a keyed hash, src/audit/audit.ts) stands for an address that has no account. */
   /**
-   * A refused login. `account` is a hash of the normalised e-mail (the same for every attempt at one
-   * address, never the address itself), null when refused before the body was read (the per-IP
-   * throttle); `userId` only when the account exists.
+   * A refused login. `emailHash` (a keyed hash, src/audit/audit.ts) stands for an address that has no
+   * account, never the address itself; `ip` and `userAgent` when known.
    */
   | {
       type: 'login_failed';
       userId: string | null;
-      account: string | null;
+      emailHash?: string | undefined;
       reason: LoginFailure;
-      ip: string | null;
-      userAgent: string | null;
+      ip?: string | null;
+      userAgent?: string | null;
     }
+  | { type: 'account_created'; userId: string; roles: string[] }
+  | { type: 'account_disabled'; userId: string }
+  | { type: 'account_enabled'; userId: string }
+  | { type: 'roles_changed'; userId: string; roles: string[]; previous: string[] }
+  | { type: 'password_changed'; userId: string }
+  | { type: 'password_reset_requested'; userId: string | null; emailHash?: string }
+  | { type: 'password_reset_completed'; userId: string }
+  | { type: 'password_reset_failed'; userId: string | null }
+  | { type: 'admin_key_created'; keyId: string; name: string }
+  | { type: 'admin_key_revoked'; keyId: string; name: string }
   /**
    * The incident switch: every session created before `revokedAfter` (ms) is revoked — every user's, or
    * only those of users holding `role`.
    */
   | { type: 'everyone_revoked'; revokedAfter: number; role: string | null };
 
-export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled';
-
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
-export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';
+export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'roles_changed' | 'admin';
+
+/** Why a password check failed: for the audit trail only, never for the client (all answer alike). */
+export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled' | 'wrong_current_password';
 
 /** Why a login was refused. An unknown address counts as `wrong_credentials`, as it answers the same. */
 export type LoginFailureCause = 'wrong_credentials' | 'disabled' | 'throttled';

@@ -2,11 +2,10 @@ import { createInterface } from 'node:readline/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { CLOCK_DRIFT_MARGIN_SECONDS } from './app.js';
+import { buildCoreServices, CLOCK_DRIFT_MARGIN_SECONDS } from './app.js';
+import { runWithContext } from './audit/context.js';
 import { ConfigError, loadConfig } from './config.js';
-import { EventBus } from './events.js';
 import { RedisStore } from './store/redis-store.js';
-import { Revocations } from './tokens/revocation.js';
 
 const usage = `usage: latchkey incident revoke-all [--role NAME] --yes      (or: npm run incident -- revoke-all --yes)
 
@@ -84,16 +83,11 @@ async function incident(argv: string[], io: IncidentIo): Promise<number> {
   const store = new RedisStore({ ...config.redis, logger: log, revocationRetentionMs: horizonMs + 60_000 });
   try {
     if (!(await store.connect())) throw new Error('Redis is not reachable; nothing was revoked');
-    const revocations = new Revocations({
-      store,
-      events: new EventBus(log),
-      clock: Date.now,
-      log,
-      horizonMs,
-      graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
-      sessionMaxMs: config.sessionMaxTtl * 1000,
-    });
-    const mark = await revocations.revokeEveryone(role);
+    // The server's own services, so the switch is audited (actor `cli`) and announced like any revocation.
+    const core = await buildCoreServices(config, { store, clock: Date.now, logger: log });
+    const mark = await runWithContext({ actor: 'cli', ip: null, userAgent: null, requestId: null }, () => core.revocations.revokeEveryone(role));
+    await core.audit.flush();
+    core.mailer?.close();
     io.out(`revoked: ${who} created before ${new Date(mark).toISOString()}`);
     return 0;
   } finally {

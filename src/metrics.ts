@@ -227,5 +227,5 @@ export async function listenMetrics(metrics: Metrics, host: string, port: number
 
 /** Unknown address and wrong password are one cause: a metric must not tell which addresses have accounts. */
 function loginFailureCause(reason: LoginFailure): LoginFailureCause {
-  return reason === 'unknown_account' || reason === 'wrong_password' ? 'wrong_credentials' : reason;
+  return reason === 'disabled' || reason === 'throttled' ? reason : 'wrong_credentials';
 }

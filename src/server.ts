@@ -1,5 +1,7 @@
 import type { Server } from 'node:http';
 import closeWithGrace from 'close-with-grace';
+import type { FastifyInstance } from 'fastify';
+import { buildAdminApp } from './admin/app.js';
 import { buildApp, StartupError } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { listenMetrics } from './metrics.js';
@@ -19,9 +21,20 @@ async function main(): Promise<void> {
       throw new StartupError(`cannot serve metrics on ${host}:${port} (${err.message}); set LATCHKEY_METRICS_PORT, or 0 to turn them off`);
     });
   }
+  // The admin API binds before the public one too, on its own port (never the public one).
+  let admin: FastifyInstance | undefined;
+  if (config.admin) {
+    const { host, port } = config.admin;
+    admin = await buildAdminApp(config, app.latchkey);
+    await admin.listen({ host, port }).catch((err: Error) => {
+      throw new StartupError(`cannot serve the admin API on ${host}:${port} (${err.message}); set LATCHKEY_ADMIN_PORT, or 0 to turn it off`);
+    });
+  }
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
+    // The admin app first: it uses the public app's store, which closes with the public app.
+    await admin?.close();
     await Promise.all([
       new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
       app.close(),
@@ -30,6 +43,7 @@ async function main(): Promise<void> {
   });
   await app.listen({ host: config.host, port: config.port });
   if (config.metrics) app.log.info({ metrics: `http://${config.metrics.host}:${config.metrics.port}/metrics` }, 'metrics listening');
+  if (config.admin) app.log.info({ admin: `http://${config.admin.host}:${config.admin.port}/admin/` }, 'admin API listening');
   app.log.info(
     { issuer: config.issuer, store: app.latchkey.store.kind, keys: app.latchkey.keys.size, env: config.env },
     'latchkey ready',

@@ -178,3 +178,25 @@ describe('secrets from files (*_FILE)', () => {
     }
   });
 });
+
+describe('operator settings', () => {
+  it('the admin API has its own port (3001 by default, 0 turns it off, never the API or metrics port)', () => {
+    expect(loadConfig({}).admin).toEqual({ host: '127.0.0.1', port: 3001 });
+    expect(loadConfig({ LATCHKEY_ADMIN_PORT: '0' }).admin).toBeNull();
+    expect(loadConfig({ LATCHKEY_ADMIN_PORT: '4000', LATCHKEY_ADMIN_HOST: '10.0.0.5' }).admin).toEqual({ host: '10.0.0.5', port: 4000 });
+    expect(problems({ LATCHKEY_ADMIN_PORT: '3000' })[0]).toMatch(/^LATCHKEY_ADMIN_PORT: must differ from PORT/);
+    expect(problems({ LATCHKEY_ADMIN_PORT: '9464' })[0]).toMatch(/^LATCHKEY_ADMIN_PORT: must differ/);
+  });
+
+  it('audit retention, reset tokens, SMTP and the bootstrap admin', () => {
+    const c = loadConfig({});
+    expect(c.audit).toEqual({ maxAgeMs: 30 * 86_400_000, maxEntries: 100_000 });
+    expect(c.passwordReset).toMatchObject({ tokenTtl: 1800, url: 'http://localhost:3000/reset-password#token={token}' });
+    expect(c.bootstrapAdmin).toBeNull();
+    expect(problems({ LATCHKEY_RESET_URL: 'https://app.example.com/reset' })).toEqual(['LATCHKEY_RESET_URL: must be an http(s) URL containing {token}']);
+    expect(problems({ LATCHKEY_SMTP_URL: 'http://mail' })).toEqual(['LATCHKEY_SMTP_URL: must start with smtp:// or smtps://']);
+    expect(problems({ LATCHKEY_SMTP_URL: 'smtp://a', LATCHKEY_SMTP_URL_FILE: '/run/secrets/smtp' })[0]).toMatch(/set only one/);
+    expect(problems({ LATCHKEY_AUDIT_KEY: 'short' })).toEqual(['LATCHKEY_AUDIT_KEY: must be at least 32 characters']);
+    expect(problems({ LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: 'a@example.com' })[0]).toMatch(/go together/);
+  });
+});

@@ -1,10 +1,11 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, invalidCredentials } from '../errors.js';
 import type { EventBus, LoginFailure } from '../events.js';
 import type { Revocations } from '../tokens/revocation.js';
 import type { Store, UserRecord } from '../store/store.js';
 import type { Throttles } from '../throttle.js';
+import { checkPasswordPolicy } from './password-policy.js';
 import type { PasswordHasher } from './passwords.js';
 
 /**
@@ -21,11 +22,13 @@ export interface AccountsDeps {
   store: Store;
   hasher: PasswordHasher;
   revocations: Revocations;
+  events: EventBus;
+  /** Keyed hash of an address that has no account, for the audit trail (src/audit/audit.ts). */
+  emailHash: (email: string) => string | undefined;
   clock: () => number;
   log: Logger;
   /** Per-account and global login throttles, checked before any password hash. */
   throttles?: Pick<Throttles, 'login'>;
-  events?: EventBus;
 }
 
 /** Who is trying to log in, for the record of failed attempts; `log` carries the request id. */
@@ -35,20 +38,18 @@ export interface LoginContext {
   log?: { warn(fields: object, message: string): void };
 }
 
-/** Names one address in events and logs without writing it down. */
-export const accountHandle = (normalizedEmail: string): string =>
-  createHash('sha256').update(`latchkey account\0${normalizedEmail}`).digest('base64url').slice(0, 22);
-
 /**
- * Accounts own credentials: who a user is, their password, whether they may log in. Starting a session
- * for an authenticated user is the token issuer's job; revoking what a change of account state kills is
- * the revocations' job.
+ * Accounts own credentials: who a user is, their password, whether they may log in, their roles. Starting
+ * a session for an authenticated user is the token issuer's job; revoking what a change of account state
+ * kills is the revocations' job.
  */
 export class Accounts {
   constructor(private readonly deps: AccountsDeps) {}
 
-  async register(email: string, password: string, roles: string[] = []): Promise<{ id: string; email: string }> {
+  /** Creates an account (registration, or an operator with roles). The password must pass the policy. */
+  async register(email: string, password: string, roles: string[] = [], field = 'password'): Promise<{ id: string; email: string }> {
     const { store, hasher, clock } = this.deps;
+    checkPasswordPolicy(password, field);
     const normalized = normalizeEmail(email);
     // Cheap look-up first, so a taken address does not cost a hash; createUser still decides atomically.
     if (await store.findUserByEmail(normalized)) throw conflict();
@@ -64,6 +65,7 @@ export class Accounts {
       revokedAfter: 0,
     });
     if (result === 'conflict') throw conflict();
+    this.deps.events.emit({ type: 'account_created', userId: id, roles });
     return { id, email: normalized };
   }
 
@@ -73,7 +75,7 @@ export class Accounts {
    * the response time does not tell which addresses have accounts.
    */
   async authenticate(email: string, password: string, ctx: LoginContext = { ip: null, userAgent: null }): Promise<UserRecord> {
-    const { store, hasher, log } = this.deps;
+    const { store, hasher } = this.deps;
     const normalized = normalizeEmail(email);
     const failed = (reason: LoginFailure, userId: string | null) => this.loginFailed(normalized, reason, userId, ctx);
     // Before any look-up or hash, and whether or not the account exists: a throttled correct password
@@ -102,25 +104,86 @@ export class Accounts {
       hasher
         .hash(password)
         .then((h) => store.setPasswordHash(user.id, h))
-        .catch((err: Error) => log.warn({ userId: user.id, reason: err.message }, 'password rehash failed'));
+        .catch((err: Error) => this.deps.log.warn({ userId: user.id, reason: err.message }, 'password rehash failed'));
     }
     return user;
   }
 
+  /**
+   * A refused login, logged (with the request id, IP and user agent) and emitted. An address without an
+   * account appears only as a keyed hash, never in clear.
+   */
   private loginFailed(normalizedEmail: string, reason: LoginFailure, userId: string | null, ctx: LoginContext): void {
-    const account = accountHandle(normalizedEmail);
-    (ctx.log ?? this.deps.log).warn(
-      { event: 'login_failed', reason, userId, account, ip: ctx.ip, userAgent: ctx.userAgent },
-      'security: login refused',
-    );
-    this.deps.events?.emit({ type: 'login_failed', userId, account, reason, ip: ctx.ip, userAgent: ctx.userAgent });
+    const emailHash = userId ? undefined : this.deps.emailHash(normalizedEmail);
+    (ctx.log ?? this.deps.log).warn({ event: 'login_failed', reason, userId, emailHash, ip: ctx.ip, userAgent: ctx.userAgent }, 'security: login refused');
+    this.deps.events.emit({ type: 'login_failed', userId, emailHash, reason, ip: ctx.ip, userAgent: ctx.userAgent });
+  }
+
+  /** The account, or 404. */
+  async get(userId: string): Promise<UserRecord> {
+    const user = await this.deps.store.getUser(userId);
+    if (!user) throw new ApiError('not_found', 'No such user.');
+    return user;
+  }
+
+  async findByEmail(email: string): Promise<UserRecord | null> {
+    return this.deps.store.findUserByEmail(normalizeEmail(email));
   }
 
   /** Disables an account: no new logins, every session and access token revoked at once. Idempotent. */
   async disable(userId: string): Promise<void> {
+    await this.get(userId);
     const now = this.deps.clock();
     const sessionIds = await this.deps.store.setDisabled(userId, true, now);
+    this.deps.events.emit({ type: 'account_disabled', userId });
     await this.deps.revocations.userRevoked(userId, sessionIds, now, 'disabled');
+  }
+
+  /** Lets the account log in again; sessions revoked by the disable stay revoked. Idempotent. */
+  async enable(userId: string): Promise<void> {
+    await this.get(userId);
+    await this.deps.store.setDisabled(userId, false, this.deps.clock());
+    this.deps.events.emit({ type: 'account_enabled', userId });
+  }
+
+  /**
+   * New roles reach access tokens at the next refresh (the store reads them at every rotation); with
+   * `revoke`, every session is revoked at once, so no token with the old roles stays usable.
+   */
+  async setRoles(userId: string, roles: string[], revoke: boolean): Promise<void> {
+    const user = await this.get(userId);
+    const unique = [...new Set(roles)];
+    await this.deps.store.setRoles(userId, unique);
+    this.deps.events.emit({ type: 'roles_changed', userId, roles: unique, previous: user.roles });
+    if (revoke) await this.deps.revocations.revokeUser(userId, 'roles_changed');
+  }
+
+  /**
+   * The owner changes their password: the current one is checked again (a wrong one is a failed login in
+   * the audit trail) and every session is revoked; the caller starts a fresh session for itself.
+   */
+  async changePassword(userId: string, current: string, next: string): Promise<UserRecord> {
+    const { store, hasher, events } = this.deps;
+    const user = await this.get(userId);
+    const ok = await hasher.verify(user.passwordHash, current);
+    if (!ok || user.disabled) {
+      events.emit({ type: 'login_failed', userId, reason: ok ? 'disabled' : 'wrong_current_password' });
+      throw invalidCredentials();
+    }
+    checkPasswordPolicy(next, 'new_password');
+    await store.setPasswordHash(userId, await hasher.hash(next));
+    // A reset link mailed earlier must not undo the change.
+    await store.deleteResetToken(userId);
+    events.emit({ type: 'password_changed', userId });
+    await this.deps.revocations.revokeUser(userId, 'password_changed');
+    return user;
+  }
+
+  /** Sets a password after a reset token was spent, and revokes every session. */
+  async setPasswordAfterReset(userId: string, next: string): Promise<void> {
+    await this.deps.store.setPasswordHash(userId, await this.deps.hasher.hash(next));
+    this.deps.events.emit({ type: 'password_reset_completed', userId });
+    await this.deps.revocations.revokeUser(userId, 'password_reset');
   }
 }
 

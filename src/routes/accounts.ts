@@ -23,6 +23,7 @@ export const passwordField = password().refine((v) => v.length > 0, 'is required
 
 const registerBody = z.strictObject({
   email: emailField,
+  // The password policy (src/accounts/password-policy.ts) has the last word, in bytes.
   password: password().refine((v) => [...v].length >= 8, 'must be at least 8 characters'),
 });
 

@@ -1,7 +1,14 @@
+import { randomBytes } from 'node:crypto';
 import { applyGlobal, revokedGlobally, type GlobalRevocation } from '@latchkey/verifier/protocol';
 import { RateLimiterMemory, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import { sessionTag } from './session-tag.js';
 import type {
+  AdminKeyRecord,
+  AuditEntry,
+  AuditQuery,
+  AuditRetention,
+  Channel,
+  StoredAuditEntry,
   CreateSessionResult,
   NewSession,
   PresentedToken,
@@ -16,7 +23,7 @@ import type {
 interface MemSession extends SessionRecord {
   macKey: Buffer;
   current: Buffer;
-  channel: string;
+  channel: Channel;
   client: string | null;
   /** The token spent last, until its successor is rotated (see redis-scripts.ts rotateLua). */
   spent: { hash: Buffer; at: number; nonce: string; late: boolean } | null;
@@ -39,6 +46,12 @@ export class MemoryStore implements Store {
   private readonly sessions = new Map<string, Map<string, MemSession>>();
   private readonly denied = new Map<string, number>();
   private global: GlobalRevocation = { all: 0, roles: {} };
+  private readonly resets = new Map<string, { hash: Buffer; expiresAt: number; failures: number }>();
+  private readonly adminKeys = new Map<string, AdminKeyRecord>();
+  /** Oldest first; bounded by the retention passed with every append. */
+  private audit: StoredAuditEntry[] = [];
+  private auditSeq = 0;
+  private readonly secret = randomBytes(32);
   private latestNow = 0;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -91,6 +104,7 @@ export class MemoryStore implements Store {
     for (const id of evicted) live.delete(id);
     const absoluteExpiresAt = s.now + s.absoluteTtlMs;
     const expiresAt = Math.min(s.now + s.refreshTtlMs, absoluteExpiresAt);
+    user.lastLoginAt = s.now;
     live.set(s.sessionId, {
       id: s.sessionId,
       userId: s.userId,
@@ -189,8 +203,98 @@ export class MemoryStore implements Store {
         absoluteExpiresAt: s.absoluteExpiresAt,
         userAgent: s.userAgent,
         ip: s.ip,
+        channel: s.channel,
       }))
       .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+  }
+
+  async listUsers(cursor: string | undefined, limit: number): Promise<{ users: UserRecord[]; next: string | null }> {
+    const all = [...this.users.values()];
+    const from = cursor ? Number(cursor) || 0 : 0;
+    const page = all.slice(from, from + limit).map((u) => structuredClone(u));
+    return { users: page, next: from + limit < all.length ? String(from + limit) : null };
+  }
+
+  async setResetToken(userId: string, secretHash: Buffer, expiresAt: number, now: number): Promise<void> {
+    this.seen(now);
+    if (expiresAt > now) this.resets.set(userId, { hash: Buffer.from(secretHash), expiresAt, failures: 0 });
+  }
+
+  async consumeResetToken(userId: string, secretHash: Buffer, now: number, maxFailures: number): Promise<boolean> {
+    this.seen(now);
+    const r = this.resets.get(userId);
+    if (!r || r.expiresAt <= now) {
+      this.resets.delete(userId);
+      return false;
+    }
+    if (r.hash.equals(secretHash)) {
+      this.resets.delete(userId);
+      return true;
+    }
+    if (++r.failures >= maxFailures) this.resets.delete(userId);
+    return false;
+  }
+
+  async deleteResetToken(userId: string): Promise<void> {
+    this.resets.delete(userId);
+  }
+
+  async putAdminKey(key: AdminKeyRecord): Promise<void> {
+    if (!this.adminKeys.has(key.id)) this.adminKeys.set(key.id, { ...key });
+  }
+
+  async getAdminKey(id: string): Promise<AdminKeyRecord | null> {
+    const key = this.adminKeys.get(id);
+    return key ? { ...key } : null;
+  }
+
+  async listAdminKeys(): Promise<AdminKeyRecord[]> {
+    return [...this.adminKeys.values()].map((key) => ({ ...key }));
+  }
+
+  async deleteAdminKey(id: string): Promise<boolean> {
+    return this.adminKeys.delete(id);
+  }
+
+  async appendAudit(entry: AuditEntry, retention: AuditRetention): Promise<string> {
+    this.seen(entry.time);
+    const last = this.audit.at(-1);
+    // Ids grow even if a caller's clock steps back, like Redis stream ids.
+    const ms = Math.max(entry.time, last ? Number(last.id.split('-')[0]) : 0);
+    this.auditSeq = last && last.id.startsWith(`${ms}-`) ? this.auditSeq + 1 : 0;
+    const id = `${ms}-${this.auditSeq}`;
+    this.audit.push({ ...structuredClone(entry), id });
+    const minTime = entry.time - retention.maxAgeMs;
+    let drop = Math.max(0, this.audit.length - retention.maxEntries);
+    while (drop < this.audit.length && this.audit[drop]!.time < minTime) drop++;
+    if (drop > 0) this.audit = this.audit.slice(drop);
+    return id;
+  }
+
+  async readAudit(q: AuditQuery): Promise<{ entries: StoredAuditEntry[]; next: string | null }> {
+    let end = this.audit.length;
+    if (q.before !== undefined) {
+      const before = q.before;
+      end = this.audit.findIndex((e) => compareAuditIds(e.id, before) >= 0);
+      if (end < 0) end = this.audit.length;
+    }
+    const entries: StoredAuditEntry[] = [];
+    let i = end - 1;
+    let scanned = 0;
+    for (; i >= 0 && entries.length < q.limit && scanned < q.scanLimit; i--, scanned++) {
+      const e = this.audit[i]!;
+      if ((q.userId === undefined || e.userId === q.userId) && (q.type === undefined || e.type === q.type)) entries.push(structuredClone(e));
+    }
+    return { entries, next: i >= 0 ? this.audit[i + 1]!.id : null };
+  }
+
+  async readAuditSince(after: string | undefined, limit: number): Promise<StoredAuditEntry[]> {
+    const newer = after === undefined ? this.audit : this.audit.filter((e) => compareAuditIds(e.id, after) > 0);
+    return newer.slice(0, limit).map((e) => structuredClone(e));
+  }
+
+  async auditSecret(): Promise<Buffer> {
+    return Buffer.from(this.secret);
   }
 
   async denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void> {
@@ -263,8 +367,16 @@ export class MemoryStore implements Store {
   private sweep(): void {
     const now = this.latestNow;
     for (const [key, until] of this.denied) if (until <= now) this.denied.delete(key);
+    for (const [key, r] of this.resets) if (r.expiresAt <= now) this.resets.delete(key);
     for (const userId of [...this.sessions.keys()]) this.liveSessions(userId, now);
   }
+}
+
+/** Orders `<ms>-<seq>` ids as Redis orders stream ids. */
+export function compareAuditIds(a: string, b: string): number {
+  const [am = 0, as = 0] = a.split('-').map(Number);
+  const [bm = 0, bs = 0] = b.split('-').map(Number);
+  return am - bm || as - bs;
 }
 
 function genuine(s: MemSession, t: PresentedToken): boolean {

@@ -2,7 +2,7 @@
  * Lua scripts of the Redis store. Each runs atomically, so no other client sees a half-done rotation or
  * revocation. All of a user's keys share the hash tag `{<user id>}` and therefore one Cluster slot:
  *
- *   {uid}:u          hash    the account (id email pw roles ct) — credentials: latchkey only
+ *   {uid}:u          hash    the account (id email pw roles ct, ll last login) — credentials: latchkey only
  *   {uid}:x          hash    its revocation state (dis, ra) — readable by verifiers
  *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms) —
  *                            readable by verifiers
@@ -18,10 +18,21 @@
  *   global           hash    the incident switch: ra (ms) and ra:<role> — readable by verifiers; in a slot of
  *                            its own, so no script touches it with a user's keys: latchkey reads it with a
  *                            command of its own beside each check (see RedisStore.isAccessTokenActive)
+ *   {uid}:pr         hash    the pending password-reset token: h its SHA-256, e when it expires (ms), n failed
+ *                            attempts; lives until it expires — a credential: latchkey only
  *
- * Outside the hash tags: `e:<sha256(email)>` the e-mail index, `revocations` and `epoch` for verifiers, and
- * `rl:<throttle>:<key>` throttle counters (src/throttle.ts; rate-limiter-flexible's own script, each
- * expiring with its window; account keys are hashed e-mails) — latchkey only.
+ * Keys that belong to no user (src/store/redis-store.ts), none of them readable by verifiers:
+ *
+ *   e:<sha256(email)>  string  the e-mail index (user id) — bounded by the number of users
+ *   users              zset    user ids by creation time, for listing — bounded by the number of users
+ *   ak                 hash    admin API keys by id: name, SHA-256 of the secret, expiry — a credential;
+ *                              bounded by the keys operators create (expired ones are deleted when listed)
+ *   audit              stream  the audit trail: trimmed by age (LATCHKEY_AUDIT_RETENTION) and count
+ *                              (LATCHKEY_AUDIT_MAX_ENTRIES) at every append, and expires after a quiet spell
+ *   hk                 string  the random key of the audit trail's keyed hashes (one key)
+ *   revocations, epoch          what verifiers follow (src/verifier/protocol.ts)
+ *   rl:<throttle>:<key>        throttle counters (src/throttle.ts; rate-limiter-flexible's own script, each
+ *                              expiring with its window; account keys are hashed e-mails)
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
@@ -84,6 +95,7 @@ redis.call('HSET', KEYS[4], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't'
   'a', int(abs), 'i', ARGV[8], 'u', ua1(ARGV[9]), 'v', ua2(ARGV[9]))
 if ARGV[11] ~= '' then redis.call('HSET', KEYS[4], 'o', ARGV[11]) end
 redis.call('PEXPIRE', KEYS[4], int(exp - now))
+redis.call('HSET', KEYS[1], 'll', int(now))
 redis.call('ZADD', KEYS[3], int(exp), ARGV[1])
 if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIRE', KEYS[3], int(exp - now)) end
 return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
@@ -211,7 +223,7 @@ return revoked
 /**
  * KEYS[1] session index
  * ARGV[1] now
- * Returns {{sid, ct, lu, exp, abs, ip, ua}, ...} for live sessions.
+ * Returns {{sid, ct, lu, exp, abs, ip, ua, channel}, ...} for live sessions.
  */
 export const listSessionsLua = `${READS}
 local base = string.sub(KEYS[1], 1, -3)
@@ -219,8 +231,8 @@ local out = {}
 local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf', 'WITHSCORES')
 for n = 1, #live, 2 do
   local sid = live[n]
-  local f = redis.call('HMGET', base .. 's:' .. sid, 't', 'l', 'a', 'i', 'u', 'v')
-  if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or '')}) end
+  local f = redis.call('HMGET', base .. 's:' .. sid, 't', 'l', 'a', 'i', 'u', 'v', 'h')
+  if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or ''), f[7] or 'b'}) end
 end
 return out
 `;
@@ -236,4 +248,20 @@ local at = tonumber(ARGV[2])
 if at > tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') then redis.call('HSET', KEYS[1], ARGV[1], int(at)) end
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
+`;
+
+/**
+ * Spends a password-reset token: once, and only before it expires; wrong guesses are counted and, past
+ * the limit, kill it (so its 256 bits need not be the only defence).
+ * KEYS[1] reset key
+ * ARGV[1] presented SHA-256, ARGV[2] now, ARGV[3] failures allowed
+ * Returns 1 if the token matched (and is now gone), else 0.
+ */
+export const consumeResetLua = `${WRITES}
+local r = redis.call('HMGET', KEYS[1], 'h', 'e')
+if not r[1] then return 0 end
+if tonumber(r[2]) <= tonumber(ARGV[2]) then redis.call('DEL', KEYS[1]) return 0 end
+if r[1] == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+if redis.call('HINCRBY', KEYS[1], 'n', 1) >= tonumber(ARGV[3]) then redis.call('DEL', KEYS[1]) end
+return 0
 `;

@@ -16,6 +16,7 @@ import {
   type RevocationFact,
 } from '@latchkey/verifier/protocol';
 import {
+  consumeResetLua,
   createSessionLua,
   listSessionsLua,
   revokeAllLua,
@@ -25,6 +26,10 @@ import {
   rotateLua,
 } from './redis-scripts.js';
 import type {
+  AdminKeyRecord,
+  AuditEntry,
+  AuditQuery,
+  AuditRetention,
   Channel,
   CreateSessionResult,
   IssuedState,
@@ -34,6 +39,7 @@ import type {
   RotateRequest,
   RotateResult,
   SessionRecord,
+  StoredAuditEntry,
   Store,
   StoreCommand,
   UserRecord,
@@ -51,6 +57,7 @@ const scripts = {
   lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
   lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
   lkRevokeEveryone: { numberOfKeys: 1, lua: revokeEveryoneLua },
+  lkConsumeReset: { numberOfKeys: 1, lua: consumeResetLua },
 } as const;
 
 type ScriptName = keyof typeof scripts;
@@ -59,6 +66,12 @@ const k = {
   ...keyNames,
   // The e-mail index is keyed by a hash so addresses do not show up in key names (MONITOR, SLOWLOG).
   email: (email: string) => `e:${createHash('sha256').update(email).digest('base64url')}`,
+  // Latchkey only (see the key layout in redis-scripts.ts): none of these is readable by verifiers.
+  reset: (uid: string) => `{${uid}}:pr`,
+  users: 'users',
+  adminKeys: 'ak',
+  audit: 'audit',
+  auditSecret: 'hk',
 };
 
 export type RedisStoreOptions = RedisConnectionOptions & {
@@ -180,7 +193,10 @@ export class RedisStore implements Store {
         .then(execResult),
     );
     const claimed = await this.run('createUser', () => this.client.set(k.email(user.email), user.id, 'NX'));
-    if (claimed === 'OK') return 'created';
+    if (claimed === 'OK') {
+      await this.run('createUser', () => this.client.zadd(k.users, user.createdAt, user.id));
+      return 'created';
+    }
     await this.run('createUser', () => this.client.del(k.user(user.id), k.state(user.id)));
     return 'conflict';
   }
@@ -307,7 +323,7 @@ export class RedisStore implements Store {
   async listSessions(userId: string, now: number): Promise<SessionRecord[]> {
     const rows = (await this.script('lkListSessions', k.index(userId), now)) as string[][];
     return rows
-      .map(([id, ct, lu, exp, abs, ip, ua]) => ({
+      .map(([id, ct, lu, exp, abs, ip, ua, channel]) => ({
         id: String(id),
         userId,
         createdAt: Number(ct),
@@ -316,8 +332,129 @@ export class RedisStore implements Store {
         absoluteExpiresAt: Number(abs),
         ip: ip || null,
         userAgent: ua || null,
+        channel: channel === 'c' ? ('cookie' as const) : ('body' as const),
       }))
       .sort((a, b) => b.lastUsedAt - a.lastUsedAt);
+  }
+
+  async listUsers(cursor: string | undefined, limit: number): Promise<{ users: UserRecord[]; next: string | null }> {
+    const from = cursor ? Math.max(0, Number(cursor) || 0) : 0;
+    const ids = await this.run('listUsers', () => this.client.zrange(k.users, from, from + limit));
+    const users: UserRecord[] = [];
+    for (const id of ids.slice(0, limit)) {
+      const user = await this.getUser(id);
+      if (user) users.push(user);
+    }
+    return { users, next: ids.length > limit ? String(from + limit) : null };
+  }
+
+  async setResetToken(userId: string, secretHash: Buffer, expiresAt: number, now: number): Promise<void> {
+    const ttl = expiresAt - now;
+    if (ttl <= 0) return;
+    await this.run('setResetToken', () =>
+      this.client
+        .multi()
+        .del(k.reset(userId))
+        .hset(k.reset(userId), 'h', secretHash, 'e', String(expiresAt), 'n', '0')
+        .pexpire(k.reset(userId), ttl)
+        .exec()
+        .then(execResult),
+    );
+  }
+
+  async consumeResetToken(userId: string, secretHash: Buffer, now: number, maxFailures: number): Promise<boolean> {
+    return (await this.script('lkConsumeReset', k.reset(userId), secretHash, now, maxFailures)) === 1;
+  }
+
+  async deleteResetToken(userId: string): Promise<void> {
+    await this.run('deleteResetToken', () => this.client.del(k.reset(userId)));
+  }
+
+  async putAdminKey(key: AdminKeyRecord): Promise<void> {
+    await this.run('putAdminKey', () => this.client.hsetnx(k.adminKeys, key.id, JSON.stringify(key)));
+  }
+
+  async getAdminKey(id: string): Promise<AdminKeyRecord | null> {
+    const raw = await this.run('getAdminKey', () => this.client.hget(k.adminKeys, id));
+    return raw ? parseAdminKey(raw) : null;
+  }
+
+  async listAdminKeys(): Promise<AdminKeyRecord[]> {
+    const all = await this.run('listAdminKeys', () => this.client.hgetall(k.adminKeys));
+    return Object.values(all)
+      .map(parseAdminKey)
+      .filter((key): key is AdminKeyRecord => key !== null);
+  }
+
+  async deleteAdminKey(id: string): Promise<boolean> {
+    return (await this.run('deleteAdminKey', () => this.client.hdel(k.adminKeys, id))) === 1;
+  }
+
+  /**
+   * Appends to the audit stream and trims it by count and by age (exact trims: in steady state each
+   * append drops about one entry). The stream expires after a quiet spell as long as its retention, so
+   * nothing in it outlives that.
+   */
+  async appendAudit(entry: AuditEntry, retention: AuditRetention): Promise<string> {
+    const fields = ['e', JSON.stringify(entry)];
+    // Ids carry the entry's own time, so trimming by age means what it says; an instance whose clock is
+    // behind the stream's newest id gets the next id Redis picks.
+    const id = await this.run('appendAudit', () =>
+      this.client
+        .xadd(k.audit, 'MAXLEN', String(retention.maxEntries), `${Math.max(0, Math.floor(entry.time))}-*`, ...fields)
+        .catch((err: Error) => {
+          if (!/equal or smaller/.test(err.message)) throw err;
+          return this.client.xadd(k.audit, 'MAXLEN', String(retention.maxEntries), '*', ...fields);
+        }),
+    );
+    await this.run('appendAudit', () =>
+      this.client
+        .multi()
+        .xtrim(k.audit, 'MINID', String(Math.max(0, entry.time - retention.maxAgeMs)))
+        .pexpire(k.audit, retention.maxAgeMs)
+        .exec()
+        .then(execResult),
+    );
+    return String(id);
+  }
+
+  async readAudit(q: AuditQuery): Promise<{ entries: StoredAuditEntry[]; next: string | null }> {
+    const entries: StoredAuditEntry[] = [];
+    let end = q.before === undefined ? '+' : `(${q.before}`;
+    let scanned = 0;
+    let lastId: string | null = null;
+    while (entries.length < q.limit && scanned < q.scanLimit) {
+      const count = Math.min(500, q.scanLimit - scanned);
+      const batch = await this.run('readAudit', () => this.client.xrevrange(k.audit, end, '-', 'COUNT', count));
+      let consumed = 0;
+      for (const [id, fields] of batch) {
+        consumed++;
+        scanned++;
+        lastId = id;
+        const e = parseAuditEntry(id, fields);
+        if (e && (q.userId === undefined || e.userId === q.userId) && (q.type === undefined || e.type === q.type)) entries.push(e);
+        if (entries.length >= q.limit) break;
+      }
+      // A short batch read to its end means the oldest entry has been examined.
+      if (batch.length < count && consumed === batch.length) return { entries, next: null };
+      end = `(${lastId}`;
+    }
+    return { entries, next: lastId };
+  }
+
+  async readAuditSince(after: string | undefined, limit: number): Promise<StoredAuditEntry[]> {
+    const start = after === undefined ? '-' : `(${after}`;
+    const batch = await this.run('readAuditSince', () => this.client.xrange(k.audit, start, '+', 'COUNT', limit));
+    return batch.map(([id, fields]) => parseAuditEntry(id, fields)).filter((e): e is StoredAuditEntry => e !== null);
+  }
+
+  async auditSecret(): Promise<Buffer> {
+    return this.run('auditSecret', async () => {
+      await this.client.set(k.auditSecret, randomBytes(32), 'NX');
+      const secret = await this.client.getBuffer(k.auditSecret);
+      if (!secret) throw new Error('audit key vanished');
+      return secret;
+    });
   }
 
   async denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void> {
@@ -456,7 +593,27 @@ function parseUser(h: Record<string, string>, x: Record<string, string>): UserRe
     disabled: x.dis !== '0',
     createdAt: Number(h.ct ?? 0),
     revokedAfter: Number(x.ra ?? 0),
+    ...(h.ll ? { lastLoginAt: Number(h.ll) } : {}),
   };
+}
+
+function parseAdminKey(raw: string): AdminKeyRecord | null {
+  try {
+    const v = JSON.parse(raw) as AdminKeyRecord;
+    return typeof v.id === 'string' && typeof v.secretHash === 'string' ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+function parseAuditEntry(id: string, fields: string[]): StoredAuditEntry | null {
+  const at = fields.indexOf('e');
+  if (at < 0 || at % 2 !== 0) return null;
+  try {
+    return { ...(JSON.parse(fields[at + 1] ?? '') as AuditEntry), id };
+  } catch {
+    return null;
+  }
 }
 
 /** Results of a MULTI; any command's error fails the whole call (answered 503 by the caller). */

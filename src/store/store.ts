@@ -38,6 +38,8 @@ export interface UserRecord {
   createdAt: number;
   /** Every session created before this instant is revoked (logout-all, disable). 0 = never. */
   revokedAfter: number;
+  /** When a session was last started for the user (ms), i.e. the last login; absent = never. */
+  lastLoginAt?: number;
 }
 
 export interface SessionRecord {
@@ -51,6 +53,8 @@ export interface SessionRecord {
   absoluteExpiresAt: number;
   userAgent: string | null;
   ip: string | null;
+  /** How the session's refresh tokens travel: a cookie (browser) or the body (native). */
+  channel: Channel;
 }
 
 export interface NewSession {
@@ -144,6 +148,62 @@ export interface StoreCommand {
   failure: 'timeout' | 'error' | null;
 }
 
+/** An admin API key as stored: only a SHA-256 of its secret, never the key itself. */
+export interface AdminKeyRecord {
+  /** Public identifier, part of the key (`lk_ak_<id>.<secret>`). */
+  id: string;
+  /** Unique among live keys; shown in the audit trail as the actor. */
+  name: string;
+  /** SHA-256 of the secret, base64url. */
+  secretHash: string;
+  createdAt: number;
+  /** Epoch ms after which the key is refused; null = no expiry. */
+  expiresAt: number | null;
+  /** Who created it (an audit actor, e.g. `cli` or `user:<id>`). */
+  createdBy: string;
+}
+
+/**
+ * One security event in the audit trail. Never a password, a token or, for an unknown account, a clear
+ * e-mail address (an HMAC of it instead).
+ */
+export interface AuditEntry {
+  /** Epoch ms. */
+  time: number;
+  type: string;
+  /** The account the event is about, when there is one. */
+  userId: string | null;
+  /** Who did it: `user:<id>`, `admin:<id>`, `key:<name>`, `cli` or `system`. */
+  actor: string;
+  ip: string | null;
+  userAgent: string | null;
+  requestId: string | null;
+  details: Record<string, unknown>;
+}
+
+/** An audit entry with its position in the trail: ids grow with time, and are the paging cursor. */
+export interface StoredAuditEntry extends AuditEntry {
+  id: string;
+}
+
+export interface AuditQuery {
+  userId?: string;
+  type?: string;
+  /** Entries to return at most. */
+  limit: number;
+  /** Newest first, strictly older than this id; absent = from the newest. */
+  before?: string;
+  /** Entries to examine at most in one call (filters may skip many); paging resumes from `next`. */
+  scanLimit: number;
+}
+
+export interface AuditRetention {
+  /** Entries older than this (ms) are dropped. */
+  maxAgeMs: number;
+  /** At most about this many entries are kept. */
+  maxEntries: number;
+}
+
 export interface Store {
   readonly kind: 'redis' | 'memory';
 
@@ -159,7 +219,7 @@ export interface Store {
   /** Disabling also revokes every session, as `revokeAllSessions` does, and returns their ids. */
   setDisabled(userId: string, disabled: boolean, now: number): Promise<string[]>;
 
-  /** Starts a session for an existing, enabled user. */
+  /** Starts a session for an existing, enabled user, and records it as the user's last login. */
   createSession(session: NewSession): Promise<CreateSessionResult>;
   /** The heart of refresh: one atomic decision, see `RotateResult`. */
   rotate(request: RotateRequest): Promise<RotateResult>;
@@ -192,6 +252,44 @@ export interface Store {
   revokeEveryone(revokedAfter: number, role: string | null, retainMs: number): Promise<void>;
   /** The incident switch's marks (0 where never pulled). */
   globalRevocation(): Promise<GlobalRevocation>;
+
+  /**
+   * Users in creation order, `limit` at a time from `cursor` (opaque; absent = the start). `next` is null
+   * at the end.
+   */
+  listUsers(cursor: string | undefined, limit: number): Promise<{ users: UserRecord[]; next: string | null }>;
+
+  /**
+   * Keeps the hash of a password-reset token for the user, replacing any earlier one; it is gone at
+   * `expiresAt`.
+   */
+  setResetToken(userId: string, secretHash: Buffer, expiresAt: number, now: number): Promise<void>;
+  /**
+   * Spends the user's reset token if `secretHash` matches (true), atomically: a token works once. A wrong
+   * hash counts a failure; after `maxFailures` of them the token is gone.
+   */
+  consumeResetToken(userId: string, secretHash: Buffer, now: number, maxFailures: number): Promise<boolean>;
+  deleteResetToken(userId: string): Promise<void>;
+
+  /** Adds an admin API key unless its id exists. */
+  putAdminKey(key: AdminKeyRecord): Promise<void>;
+  getAdminKey(id: string): Promise<AdminKeyRecord | null>;
+  /** Every admin key, expired ones included until they are deleted. */
+  listAdminKeys(): Promise<AdminKeyRecord[]>;
+  /** True if the key existed. */
+  deleteAdminKey(id: string): Promise<boolean>;
+
+  /** Appends to the audit trail, dropping what is beyond the retention. Returns the entry's id. */
+  appendAudit(entry: AuditEntry, retention: AuditRetention): Promise<string>;
+  /** Newest first, filtered; `next` resumes the scan (null once the oldest entry was examined). */
+  readAudit(query: AuditQuery): Promise<{ entries: StoredAuditEntry[]; next: string | null }>;
+  /** Oldest first, strictly newer than `after` (absent = from the oldest): for following the trail. */
+  readAuditSince(after: string | undefined, limit: number): Promise<StoredAuditEntry[]>;
+  /**
+   * A random key shared by every instance, created on first use, for keyed hashes in the audit trail (an
+   * unknown e-mail address is recorded as an HMAC, never in clear).
+   */
+  auditSecret(): Promise<Buffer>;
 
   /**
    * Tells verifiers about revocations that are done (Redis: appends to the revocation stream they follow,

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { revokedBefore } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
 import { invalidCredentials, invalidGrant } from '../errors.js';
+import type { EventBus } from '../events.js';
 import type { Metrics } from '../metrics.js';
 import { traced } from '../tracing.js';
 import type { Channel, Store, UserRecord } from '../store/store.js';
@@ -43,6 +44,8 @@ export interface TokenIssuerDeps {
   store: Store;
   access: AccessTokens;
   revocations: Revocations;
+  /** Hears of every login (the audit trail). */
+  events?: EventBus;
   policy: TokenPolicy;
   clock: () => number;
   log: Logger;
@@ -115,6 +118,7 @@ export class TokenIssuer {
         inline: this.inFlight === 1,
       }));
       this.log.info({ userId: user.id, sessionId, channel }, 'login');
+      this.deps.events?.emit({ type: 'login_succeeded', userId: user.id, sessionId });
       return {
         accessToken: access.token,
         expiresIn: access.expiresIn,

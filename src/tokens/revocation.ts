@@ -69,6 +69,20 @@ export class Revocations {
     await this.finish(now, events, facts);
   }
 
+  /**
+   * Deny-lists one access token until it expires (an operator revoking a leaked token). `exp` in seconds,
+   * as in the token.
+   */
+  async revokeAccessToken(userId: string, jti: string, exp: number): Promise<void> {
+    const now = this.deps.clock();
+    await this.deps.store.denyAccessToken(userId, jti, exp * 1000 + this.deps.graceAfterExpMs, now);
+    await this.finish(
+      now,
+      [{ type: 'access_token_denied', userId, jti, exp }],
+      [{ type: 'jti', uid: userId, jti, exp: now + this.deps.horizonMs }],
+    );
+  }
+
   /** Revokes every session of the user and every access token issued so far (logout-all). */
   async revokeUser(userId: string, reason: UserRevokeReason): Promise<void> {
     const now = this.deps.clock();

@@ -192,8 +192,8 @@ describe.each(storeKinds)('request hygiene (%s store)', (kind) => {
     await post(t.app, '/login', { email: user.email, password: 'wrong-password' }, { 'user-agent': 'probe/1.0' });
     const failures = t.events.filter((e) => e.type === 'login_failed');
     expect(failures).toEqual([
-      { type: 'login_failed', userId: null, account: expect.any(String), reason: 'unknown_account', ip: '127.0.0.1', userAgent: 'probe/1.0' },
-      { type: 'login_failed', userId: user.id, account: expect.any(String), reason: 'wrong_password', ip: '127.0.0.1', userAgent: 'probe/1.0' },
+      { type: 'login_failed', userId: null, emailHash: expect.any(String), reason: 'unknown_account', ip: '127.0.0.1', userAgent: 'probe/1.0' },
+      { type: 'login_failed', userId: user.id, reason: 'wrong_password', ip: '127.0.0.1', userAgent: 'probe/1.0' },
     ]);
     const logged = lines.filter((l) => l.event === 'login_failed');
     expect(logged).toHaveLength(2);

@@ -56,6 +56,19 @@ describe('responses match openapi.yaml', () => {
     check('post', '/logout-all', await post(t.app, '/logout-all', undefined, bearer(other.access)));
     check('post', '/logout-all', await post(t.app, '/logout-all', undefined, bearer(other.access)));
 
+    const changer = await loginNative(t.app, email);
+    check('post', '/password', await post(t.app, '/password', { current_password: 'wrong-password', new_password: 'another good passphrase' }, bearer(changer.access)));
+    check('post', '/password', await post(t.app, '/password', { current_password: PASSWORD, new_password: 'password' }, bearer(changer.access)));
+    check('post', '/password', await post(t.app, '/password', { current_password: PASSWORD, new_password: 'x' }));
+    check('post', '/password', await post(t.app, '/password', { current_password: PASSWORD, new_password: PASSWORD }, bearer(changer.access)));
+    const browserChanger = await loginBrowser(t.app, email, t.config.cookie.name);
+    check('post', '/password', await post(t.app, '/password', { current_password: PASSWORD, new_password: PASSWORD }, { ...bearer(browserChanger.access), origin: 'https://evil.example' }));
+    check('post', '/password', await post(t.app, '/password', { current_password: PASSWORD, new_password: PASSWORD }, { ...bearer(browserChanger.access), origin: ORIGIN }));
+    check('post', '/password/forgot', await post(t.app, '/password/forgot', { email }));
+    check('post', '/password/forgot', await post(t.app, '/password/forgot', { email: 'not an address' }));
+    check('post', '/password/reset', await post(t.app, '/password/reset', { token: 'lk_pr_x', new_password: 'another good passphrase' }));
+    check('post', '/password/reset', await post(t.app, '/password/reset', { token: 'lk_pr_x' }));
+
     const fresh = await loginNative(t.app, email);
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify', headers: bearer(fresh.access) }));
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify' }));

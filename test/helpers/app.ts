@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
+import { buildAdminApp } from '../../src/admin/app.js';
 import { buildApp, type AppOverrides } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { generateKeyFile, writeKeyFile } from '../../src/keys/key-file.js';
@@ -111,4 +112,11 @@ export async function buildTestApp(
       await dispose();
     },
   };
+}
+
+/** The admin API of a test app: same config and services, built without listening. */
+export async function buildTestAdmin(t: TestApp): Promise<FastifyInstance> {
+  const admin = await buildAdminApp(t.config, t.app.latchkey);
+  await admin.ready();
+  return admin;
 }

@@ -390,6 +390,124 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       expect((await refresh(held[0]!, T0 + 200)).r.status).toBe('invalid');
     });
 
+    it('records the last login and lists users in creation order, page by page', async () => {
+      const a = await newUser();
+      expect((await store.getUser(a))?.lastLoginAt ?? 0).toBe(0);
+      await login(a, T0 + 5);
+      expect((await store.getUser(a))?.lastLoginAt).toBe(T0 + 5);
+      const seen: string[] = [];
+      let cursor: string | undefined;
+      for (let pages = 0; pages < 1000; pages++) {
+        const page = await store.listUsers(cursor, 3);
+        expect(page.users.length).toBeLessThanOrEqual(3);
+        seen.push(...page.users.map((u) => u.id));
+        if (!page.next) break;
+        cursor = page.next;
+      }
+      expect(seen).toContain(a);
+      expect(new Set(seen).size).toBe(seen.length);
+    });
+
+    it('sessions say which channel their refresh tokens travel on', async () => {
+      const userId = await newUser();
+      const cookie = await login(userId, T0, 'cookie');
+      const body = await login(userId, T0 + 1, 'body');
+      const list = await store.listSessions(userId, T0 + 2);
+      expect(list.find((s) => s.id === cookie.sessionId)?.channel).toBe('cookie');
+      expect(list.find((s) => s.id === body.sessionId)?.channel).toBe('body');
+    });
+
+    it('a reset token works once, only before it expires, and dies after too many wrong guesses', async () => {
+      const userId = await newUser();
+      const good = hashSecret('reset-1');
+      await store.setResetToken(userId, good, T0 + 30 * MIN, T0);
+      expect(await store.consumeResetToken(userId, hashSecret('wrong'), T0 + 1, 3)).toBe(false);
+      expect(await store.consumeResetToken(userId, good, T0 + 2, 3)).toBe(true);
+      expect(await store.consumeResetToken(userId, good, T0 + 3, 3)).toBe(false);
+
+      // A newer token replaces the older one.
+      await store.setResetToken(userId, hashSecret('reset-2'), T0 + 30 * MIN, T0);
+      await store.setResetToken(userId, hashSecret('reset-3'), T0 + 30 * MIN, T0);
+      expect(await store.consumeResetToken(userId, hashSecret('reset-2'), T0 + 1, 3)).toBe(false);
+      expect(await store.consumeResetToken(userId, hashSecret('reset-3'), T0 + 1, 3)).toBe(true);
+
+      // Expired.
+      await store.setResetToken(userId, hashSecret('reset-4'), T0 + 30 * MIN, T0);
+      expect(await store.consumeResetToken(userId, hashSecret('reset-4'), T0 + 30 * MIN, 3)).toBe(false);
+
+      // Three wrong guesses kill it.
+      await store.setResetToken(userId, hashSecret('reset-5'), T0 + 30 * MIN, T0);
+      for (let i = 0; i < 3; i++) expect(await store.consumeResetToken(userId, hashSecret(`guess-${i}`), T0 + 1, 3)).toBe(false);
+      expect(await store.consumeResetToken(userId, hashSecret('reset-5'), T0 + 1, 3)).toBe(false);
+
+      await store.setResetToken(userId, hashSecret('reset-6'), T0 + 30 * MIN, T0);
+      await store.deleteResetToken(userId);
+      expect(await store.consumeResetToken(userId, hashSecret('reset-6'), T0 + 1, 3)).toBe(false);
+    });
+
+    it('keeps admin keys by id, hashed, until deleted', async () => {
+      const id = newSessionId();
+      const key = { id, name: `ops-${id}`, secretHash: 'aGFzaA', createdAt: T0, expiresAt: null, createdBy: 'cli' };
+      await store.putAdminKey(key);
+      await store.putAdminKey({ ...key, name: 'overwrite attempt' });
+      expect(await store.getAdminKey(id)).toEqual(key);
+      expect((await store.listAdminKeys()).find((k) => k.id === id)).toEqual(key);
+      expect(await store.deleteAdminKey(id)).toBe(true);
+      expect(await store.deleteAdminKey(id)).toBe(false);
+      expect(await store.getAdminKey(id)).toBeNull();
+    });
+
+    it('the audit trail pages newest first with filters, follows oldest first, and stays bounded', async () => {
+      // A trail of its own time range: far in the future of every other test's entries.
+      const base = T0 + 400 * DAY;
+      const retention = { maxAgeMs: 30 * DAY, maxEntries: 1000 };
+      const u1 = newUserId();
+      const u2 = newUserId();
+      const ids: string[] = [];
+      for (let i = 0; i < 12; i++) {
+        const entry = {
+          time: base + i,
+          type: i % 3 === 0 ? 'login_failed' : 'login_succeeded',
+          userId: i % 2 === 0 ? u1 : u2,
+          actor: 'system',
+          ip: '10.0.0.1',
+          userAgent: null,
+          requestId: `req-${i}`,
+          details: { n: i },
+        };
+        ids.push(await store.appendAudit(entry, retention));
+      }
+      const first = await store.readAudit({ userId: u1, limit: 4, scanLimit: 1000 });
+      expect(first.entries.map((e) => e.details.n)).toEqual([10, 8, 6, 4]);
+      expect(first.next).not.toBeNull();
+      const second = await store.readAudit({ userId: u1, limit: 4, before: first.next!, scanLimit: 1000 });
+      expect(second.entries.map((e) => e.details.n)).toEqual([2, 0]);
+      const failed = await store.readAudit({ userId: u2, type: 'login_failed', limit: 10, scanLimit: 1000 });
+      expect(failed.entries.map((e) => e.details.n)).toEqual([9, 3]);
+      expect(failed.entries[0]).toMatchObject({ userId: u2, actor: 'system', ip: '10.0.0.1', requestId: 'req-9', time: base + 9 });
+
+      // A small scan budget returns what it found and where to go on.
+      const partial = await store.readAudit({ userId: u1, limit: 10, scanLimit: 3 });
+      expect(partial.entries.map((e) => e.details.n)).toEqual([10]);
+      expect(partial.next).toBe(ids[9]);
+
+      expect((await store.readAuditSince(ids[9], 10)).map((e) => e.details.n)).toEqual([10, 11]);
+
+      // Bounded by count and by age.
+      await store.appendAudit({ ...first.entries[0]!, time: base + 20, details: { n: 20 } }, { maxAgeMs: 30 * DAY, maxEntries: 5 });
+      const all = await store.readAudit({ limit: 100, scanLimit: 1000 });
+      expect(all.entries.map((e) => e.details.n)).toEqual([20, 11, 10, 9, 8]);
+      expect(all.next).toBeNull();
+      await store.appendAudit({ ...first.entries[0]!, time: base + 31 * DAY, details: { n: 21 } }, retention);
+      expect((await store.readAudit({ limit: 100, scanLimit: 1000 })).entries.map((e) => e.details.n)).toEqual([21]);
+    });
+
+    it('the audit key is random and the same on every call', async () => {
+      const a = await store.auditSecret();
+      expect(a.length).toBeGreaterThanOrEqual(32);
+      expect((await store.auditSecret()).equals(a)).toBe(true);
+    });
+
     it('a deny-listed jti is inactive until its expiry, other tokens of the session are not', async () => {
       const userId = await newUser();
       const s = await login(userId);

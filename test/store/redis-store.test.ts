@@ -129,17 +129,22 @@ describe('redis store at rest', () => {
     expect((await refreshNative(t.app, login.refresh)).statusCode).toBe(200);
   });
 
-  it('every key has a TTL except the bounded user record, its state, the e-mail index and the epoch marker', async () => {
+  it('every key has a TTL except the bounded user record, its state, the e-mail and user indexes, admin keys, the audit key and the epoch marker', async () => {
     const user = await register(t.app);
     const login = await loginNative(t.app, user.email);
     await refreshNative(t.app, login.refresh);
     await t.app.inject({ method: 'POST', url: '/logout', headers: { authorization: `Bearer ${login.access}` } });
+    // A reset token (stored even without SMTP outside production) and an admin key.
+    await t.app.inject({ method: 'POST', url: '/password/forgot', payload: { email: user.email } });
+    await t.app.latchkey.resets.flush();
+    await t.app.latchkey.adminKeys.create(`ttl-${Date.now()}`, null, 'test');
+    await t.app.latchkey.audit.flush();
     const entries = await dump(t);
     const kinds = new Set(entries.map((e) => e.key.replace(/^\{[^}]+\}:/, '').replace(/:.*$/, '')));
     // rl: throttle counters (src/throttle.ts), each expiring with its window.
-    expect(kinds).toEqual(new Set(['u', 'x', 'ss', 's', 'g', 'j', 'e', 'rl', 'revocations', 'epoch']));
+    expect(kinds).toEqual(new Set(['u', 'x', 'ss', 's', 'g', 'j', 'pr', 'e', 'rl', 'users', 'ak', 'audit', 'hk', 'revocations', 'epoch']));
     for (const e of entries) {
-      const permanent = /^\{[^}]+\}:[ux]$/.test(e.key) || e.key.startsWith('e:') || e.key === 'epoch';
+      const permanent = /^\{[^}]+\}:[ux]$/.test(e.key) || e.key.startsWith('e:') || ['epoch', 'users', 'ak', 'hk'].includes(e.key);
       if (permanent) expect(e.pttl, e.key).toBe(-1);
       else expect(e.pttl, e.key).toBeGreaterThan(0);
     }
