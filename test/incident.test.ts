@@ -7,15 +7,7 @@ import { RedisStore } from '../src/store/redis-store.js';
 import { buildTestApp, createTestStore, silentLogger, type TestApp, type TestStore } from './helpers/app.js';
 import { bearer, loginNative, PASSWORD, refreshNative, uniqueEmail } from './helpers/client.js';
 import { testRedisUrl } from './support/redis.js';
-
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
+import { within } from './helpers/within.js';
 
 const codeOf = (v: Verifier, token: string) =>
   v.verify(token).then(

@@ -8,7 +8,7 @@ import { loadConfig } from '../config.js';
 import { RedisStore } from '../store/redis-store.js';
 import type { UserRecord } from '../store/store.js';
 import { keyView } from './routes/api-keys.js';
-import { roleList } from './routes/users.js';
+import { roleList, userView } from './routes/users.js';
 
 
 const usersUsage = `usage: latchkey users <command> [options]      (or: npm run users -- <command> [options])
@@ -48,7 +48,6 @@ The embedded store lives inside the server process, so this command cannot reach
   - or run Redis (e.g. docker compose up redis) and set REDIS_URL=redis://127.0.0.1:6379 for both.`;
 
 const out = (value: unknown) => process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /** Opens the configured Redis store and the services the server uses on it, runs `work` as actor `cli`. */
 async function withServices<T>(work: (core: CoreServices) => Promise<T>): Promise<T> {
@@ -80,17 +79,6 @@ async function findUser(core: CoreServices, ref: string | undefined, usage: stri
   return user;
 }
 
-async function userView(core: CoreServices, user: UserRecord) {
-  return {
-    id: user.id,
-    email: user.email,
-    roles: user.roles,
-    disabled: user.disabled,
-    created_at: iso(user.createdAt),
-    last_login_at: user.lastLoginAt ? iso(user.lastLoginAt) : null,
-    session_count: (await core.store.listSessions(user.id, Date.now())).length,
-  };
-}
 
 type Options = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string; default?: boolean }>;
 type Values = Record<string, string | boolean | string[] | undefined>;

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { z } from 'zod';
 import type { Config } from '../config.js';
+import type { SessionRecord } from '../store/store.js';
 import { ApiError } from '../errors.js';
 import type { ClientContext, IssuedTokens } from '../tokens/issuer.js';
 
@@ -174,4 +175,17 @@ export function presentedRefreshToken(
  */
 export function attemptLimit(config: Config): { config?: { throttle: 'attempt' } } {
   return config.loginRateLimit > 0 ? { config: { throttle: 'attempt' } } : {};
+}
+
+/** A session as its owner and operators see it (GET /sessions, the admin API): never a token or key. */
+export function sessionView(s: SessionRecord) {
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    id: s.id,
+    created_at: iso(s.createdAt),
+    last_used_at: iso(s.lastUsedAt),
+    expires_at: iso(s.expiresAt),
+    user_agent: s.userAgent,
+    ip: s.ip,
+  };
 }

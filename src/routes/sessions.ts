@@ -4,10 +4,9 @@ import { ApiError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import type { Revocations } from '../tokens/revocation.js';
-import { bearerToken, parse } from './common.js';
+import { bearerToken, parse, sessionView } from './common.js';
 
 const params = z.strictObject({ id: z.string().min(1).max(64) });
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export interface SessionRouteOptions {
   bearer: BearerAuth;
@@ -21,15 +20,7 @@ export const sessionRoutes: FastifyPluginAsync<SessionRouteOptions> = async (app
     const claims = await bearer.authenticate(bearerToken(request));
     const sessions = await store.listSessions(claims.sub, clock());
     return reply.header('cache-control', 'no-store').send(
-      sessions.map((s) => ({
-        id: s.id,
-        created_at: iso(s.createdAt),
-        last_used_at: iso(s.lastUsedAt),
-        expires_at: iso(s.expiresAt),
-        user_agent: s.userAgent,
-        ip: s.ip,
-        current: s.id === claims.sid,
-      })),
+      sessions.map((s) => ({ ...sessionView(s), current: s.id === claims.sid })),
     );
   });
 

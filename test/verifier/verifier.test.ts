@@ -6,15 +6,7 @@ import { createVerifier, VerifyError, type Verifier, type VerifierOptions } from
 import { buildTestApp, createTestStore, silentLogger, type TestApp } from '../helpers/app.js';
 import { bearer, loginNative, post, refreshNative, register } from '../helpers/client.js';
 import { startRedisServer } from '../support/redis-server.js';
-
-async function within(ms: number, check: () => Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (Date.now() - started < ms) {
-    if (await check()) return Date.now() - started;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`not within ${ms} ms`);
-}
+import { within } from '../helpers/within.js';
 
 const codeOf = (v: Verifier, token: string) =>
   v.verify(token).then(

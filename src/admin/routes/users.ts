@@ -4,7 +4,7 @@ import type { AppServices } from '../../app.js';
 import type { Config } from '../../config.js';
 import { ApiError } from '../../errors.js';
 import { emailField } from '../../routes/accounts.js';
-import { parse } from '../../routes/common.js';
+import { parse, sessionView } from '../../routes/common.js';
 import type { UserRecord } from '../../store/store.js';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -21,7 +21,7 @@ const createBody = z.strictObject({ email: emailField, password: z.string().min(
 const rolesBody = z.strictObject({ roles: roleList, revoke: z.boolean().default(false) });
 
 /** What operators see of an account: never its password hash. */
-export async function userView(services: AppServices, user: UserRecord) {
+export async function userView(services: Pick<AppServices, 'store' | 'clock'>, user: UserRecord) {
   const sessions = await services.store.listSessions(user.id, services.clock());
   return {
     id: user.id,
@@ -63,15 +63,7 @@ export const userAdminRoutes: FastifyPluginAsync<{ services: AppServices; config
     const { id } = parse(userParams, request.params);
     await accounts.get(id);
     const sessions = await store.listSessions(id, clock());
-    return sessions.map((s) => ({
-      id: s.id,
-      created_at: iso(s.createdAt),
-      last_used_at: iso(s.lastUsedAt),
-      expires_at: iso(s.expiresAt),
-      user_agent: s.userAgent,
-      ip: s.ip,
-      channel: s.channel,
-    }));
+    return sessions.map((s) => ({ ...sessionView(s), channel: s.channel }));
   });
 
   app.delete('/admin/users/:id/sessions/:sid', async (request, reply) => {
