@@ -31,7 +31,7 @@ describe.each(storeKinds)('ops console endpoints (%s store)', (kind) => {
 
   it('serves the page and its files without credentials, with a strict CSP and never cached', async () => {
     for (const [url, type] of [
-      ['/admin/console/', 'text/html'],
+      ['/admin/console', 'text/html'],
       ['/admin/console/console.js', 'text/javascript'],
       ['/admin/console/console.css', 'text/css'],
     ] as const) {
@@ -46,9 +46,9 @@ describe.each(storeKinds)('ops console endpoints (%s store)', (kind) => {
       expect(csp).not.toContain('unsafe-eval');
       expect(res.headers).toMatchObject({ 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer', 'cache-control': 'no-store' });
     }
-    const redirect = await admin.inject({ method: 'GET', url: '/admin/console' });
+    const redirect = await admin.inject({ method: 'GET', url: '/admin/console/' });
     expect(redirect.statusCode).toBe(302);
-    expect(redirect.headers.location).toBe('/admin/console/');
+    expect(redirect.headers.location).toBe('/admin/console');
     // Only the listed files: nothing else of the folder (its tsconfig.json) and no path tricks.
     for (const url of ['/admin/console/tsconfig.json', '/admin/console/..%2Froutes%2Fconsole.ts', '/admin/console/index.html']) {
       expect((await admin.inject({ method: 'GET', url })).statusCode, url).toBe(401);

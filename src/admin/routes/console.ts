@@ -19,7 +19,7 @@ export const CONSOLE_CSP =
 
 /** The page's files (src/admin/console/), served from memory under these paths and no others. */
 const ASSETS: Record<string, { file: string; type: string }> = {
-  '/admin/console/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/admin/console': { file: 'index.html', type: 'text/html; charset=utf-8' },
   '/admin/console/console.js': { file: 'console.js', type: 'text/javascript; charset=utf-8' },
   '/admin/console/console.css': { file: 'console.css', type: 'text/css; charset=utf-8' },
 };
@@ -63,7 +63,7 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
   );
   const open = { config: { adminPublic: true as const } };
 
-  app.get('/admin/console', open, async (_request, reply) => securityHeaders(reply).redirect('/admin/console/', 302));
+  app.get('/admin/console/', open, async (_request, reply) => securityHeaders(reply).redirect('/admin/console', 302));
   for (const [path, asset] of files) {
     app.get(path, open, async (_request, reply) => securityHeaders(reply).type(asset.type).send(asset.body));
   }
