@@ -43,8 +43,11 @@ export type AuthEvent =
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
 export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'roles_changed' | 'admin';
 
-/** Why a password check failed: for the audit trail only, never for the client (all answer alike). */
-export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled' | 'wrong_current_password';
+/**
+ * Why a password check failed: for the audit trail only, never for the client (all answer alike).
+ * `not_admin`: a correct password at the ops console for an account without the role `admin`.
+ */
+export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | 'throttled' | 'wrong_current_password' | 'not_admin';
 
 /** Why a login was refused. An unknown address counts as `wrong_credentials`, as it answers the same. */
 export type LoginFailureCause = 'wrong_credentials' | 'disabled' | 'throttled';

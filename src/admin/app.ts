@@ -8,6 +8,7 @@ import { clientContext } from '../routes/common.js';
 import { authenticateAdmin } from './auth.js';
 import { adminKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit.js';
+import { consoleRoutes } from './routes/console.js';
 import { tokenAdminRoutes } from './routes/tokens.js';
 import { userAdminRoutes } from './routes/users.js';
 
@@ -15,6 +16,10 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The authenticated operator (`admin:<id>` or `key:<name>`), for the audit trail. */
     adminActor?: string;
+  }
+  interface FastifyContextConfig {
+    /** Reachable without admin credentials: the console's page and its sign-in (src/admin/routes/console.ts). */
+    adminPublic?: true;
   }
 }
 
@@ -39,7 +44,9 @@ export async function buildAdminApp(config: Config, services: AppServices): Prom
   app.setNotFoundHandler((_request, reply) => reply.code(404).send(new ApiError('not_found', 'No such endpoint.').toBody()));
 
   // Every call is authenticated before its body is even parsed; nothing runs for a caller who fails.
+  // The only exceptions: the console's static page and its sign-in and sign-out, which check for themselves.
   app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.adminPublic) return;
     request.adminActor = await authenticateAdmin(request, services);
   });
   app.addHook('preValidation', (request, _reply, done) => {
@@ -54,5 +61,6 @@ export async function buildAdminApp(config: Config, services: AppServices): Prom
   await app.register(tokenAdminRoutes, { services });
   await app.register(auditRoutes, { services });
   await app.register(adminKeyRoutes, { services });
+  await app.register(consoleRoutes, { services, config });
   return app;
 }

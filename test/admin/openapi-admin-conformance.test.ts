@@ -90,6 +90,27 @@ describe('admin responses match openapi-admin.yaml', () => {
     await check('delete', '/admin/api-keys/{id}', `/admin/api-keys/${(key.json() as { id: string }).id}`);
     await check('delete', '/admin/api-keys/{id}', '/admin/api-keys/spec');
 
+    // The ops console: its page and files without credentials, its sign-in and sign-out.
+    await check('get', '/admin/console', '/admin/console', undefined, null);
+    await check('get', '/admin/console/{file}', '/admin/console/console.js', undefined, null);
+    await check('get', '/admin/console/{file}', '/admin/console/console.css', undefined, null);
+    await check('get', '/admin/console/{file}', '/admin/console/nothing.js', undefined, null);
+    const signedIn = await check('post', '/admin/console/login', '/admin/console/login', { email: a.email, password: PASSWORD }, null);
+    await check('post', '/admin/console/login', '/admin/console/login', { email: plain.email, password: PASSWORD }, null);
+    await check('post', '/admin/console/login', '/admin/console/login', { email: 'not an e-mail', password: PASSWORD }, null);
+    const crossSite = await admin.inject({
+      method: 'POST',
+      url: '/admin/console/login',
+      headers: { 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' },
+      payload: JSON.stringify({ email: a.email, password: PASSWORD }),
+    });
+    spec.assertMatchesSpec('post', '/admin/console/login', { statusCode: crossSite.statusCode, headers: crossSite.headers, body: crossSite.body });
+    const form = await admin.inject({ method: 'POST', url: '/admin/console/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'email=x' });
+    spec.assertMatchesSpec('post', '/admin/console/login', { statusCode: form.statusCode, headers: form.headers, body: form.body });
+    const consoleToken = (signedIn.json() as { access_token: string }).access_token;
+    await check('post', '/admin/console/logout', '/admin/console/logout', undefined, consoleToken);
+    await check('post', '/admin/console/logout', '/admin/console/logout', undefined, consoleToken);
+
     // Last: the switch, limited to a role nobody here holds.
     await check('post', '/admin/revoke-all', '/admin/revoke-all', { role: 'nobody-holds-this' });
     await check('post', '/admin/revoke-all', '/admin/revoke-all', { role: 'bad role!' });

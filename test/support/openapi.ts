@@ -73,8 +73,15 @@ export function specChecker(file: string): SpecChecker {
       }
     }
 
-    const json = (response.content as Json | undefined)?.['application/json'] as Json | undefined;
+    const content = response.content as Json | undefined;
+    const json = content?.['application/json'] as Json | undefined;
     if (!json) {
+      // A page or a static file (the admin console): its media type must be documented.
+      if (content) {
+        const type = String(res.headers['content-type'] ?? '').split(';')[0]!.trim();
+        if (!(type in content)) throw new Error(`${where}: content type ${type} not documented (documented: ${Object.keys(content).join(', ')})`);
+        return;
+      }
       if (res.body !== '') throw new Error(`${where}: documented without a body, got ${res.body.slice(0, 200)}`);
       return;
     }
