@@ -19,6 +19,7 @@ import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
 import { BearerAuth } from './tokens/bearer.js';
+import { DecidedTokens } from './tokens/decided-tokens.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
 
@@ -120,7 +121,25 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       maxSessionsPerUser: config.maxSessionsPerUser,
     },
   });
-  const bearer = new BearerAuth({ store, access, clock, log });
+  // Forward auth remembers decided tokens; revocations reach that memory as events (here) and on the
+  // revocation stream (other instances). A store of another kind than these two is always asked.
+  const decided =
+    store instanceof RedisStore || store instanceof MemoryStore
+      ? new DecidedTokens({
+          capacity: config.verifyCacheSize,
+          skewMs: config.clockSkew * 1000,
+          horizonMs,
+          keyPublished: (kid, now) => keys.verificationKey(kid, now) !== null,
+          stream:
+            store instanceof RedisStore
+              ? { connect: () => store.streamConnection(), keyPrefix: store.keyPrefix, connected: () => store.connected() }
+              : null,
+          clock,
+          log: logger,
+        })
+      : undefined;
+  if (decided) events.on((event) => decided.onEvent(event));
+  const bearer = new BearerAuth({ store, access, clock, log, decided });
   const accounts = new Accounts({ store, hasher, revocations, clock, log });
 
   const app = Fastify({
@@ -131,6 +150,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.decorate('latchkey', { store, keys, events, issuer, revocations, bearer, accounts, metrics });
   app.addHook('onClose', async () => keys.stop());
+  if (decided) app.addHook('onClose', async () => decided.close());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.

@@ -79,6 +79,8 @@ const schema = z
     LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
     LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
+    // Tokens forward auth remembers (≈ 1.5 KiB each with the token string and its claims).
+    LATCHKEY_VERIFY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
     LATCHKEY_LOGIN_RATE_LIMIT: z.coerce.number().int().min(0).max(100_000).default(30),
     // argon2id is CPU-bound: more hashes at once than cores only adds switching and cache misses.
     LATCHKEY_HASH_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(Math.min(4, availableParallelism())),
@@ -157,6 +159,8 @@ export interface Config {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   /** GET /verify while the store is unreachable: 0 refuses (503); N accepts signed tokens for N seconds. */
   verifyFailOpen: number;
+  /** How many decided tokens forward auth remembers. */
+  verifyCacheSize: number;
   /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
   loginRateLimit: number;
   hashConcurrency: number;
@@ -231,6 +235,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     loginRateLimit: e.LATCHKEY_LOGIN_RATE_LIMIT,
     verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
+    verifyCacheSize: e.LATCHKEY_VERIFY_CACHE_SIZE,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     threadPoolSize: e.UV_THREADPOOL_SIZE,

@@ -2,18 +2,22 @@ import type { Logger } from 'pino';
 import { invalidToken } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { AccessClaims, AccessTokens } from './access-token.js';
+import { REVOKED, type DecidedTokens } from './decided-tokens.js';
 
 export interface BearerDeps {
   store: Store;
   access: AccessTokens;
   clock: () => number;
   log: Logger;
+  /** Tokens already decided (forward auth's hot path); without it every check goes to the store. */
+  decided?: DecidedTokens;
 }
 
 /**
  * Bearer authentication for latchkey's own endpoints and forward auth: signature and claims, then the
  * revocation state in the store (session live, token not deny-listed, user enabled). The token arrives
- * already extracted from the request (routes/common.ts `bearerToken`).
+ * already extracted from the request (routes/common.ts `bearerToken`). A token decided before is answered
+ * from `decided` (src/tokens/decided-tokens.ts) while that memory is kept up to date.
  */
 export class BearerAuth {
   /** When the store last answered a revocation check (for the bounded fail-open of forward auth). */
@@ -38,7 +42,14 @@ export class BearerAuth {
   async check(token: string | undefined, failOpenMs: number): Promise<{ claims: AccessClaims; revocationChecked: boolean }> {
     if (!token) throw invalidToken('A Bearer access token is required.');
     const now = this.deps.clock();
+    const decided = this.deps.decided;
+    if (decided) {
+      const hit = decided.lookup(token, now);
+      if (hit === REVOKED) throw invalidToken();
+      if (hit) return { claims: hit, revocationChecked: true };
+    }
     const claims = await this.deps.access.verify(token, now);
+    const mark = decided?.mark() ?? -1;
     let active: boolean;
     try {
       active = await this.deps.store.isAccessTokenActive({ userId: claims.sub, sessionId: claims.sid, jti: claims.jti }, now);
@@ -50,7 +61,9 @@ export class BearerAuth {
       }
       throw err;
     }
-    if (!active) throw invalidToken();
+    // A revocation applied here while the store was being asked wins over the store's earlier answer.
+    if (!active || decided?.revoked(claims)) throw invalidToken();
+    decided?.remember(token, claims, mark);
     return { claims, revocationChecked: true };
   }
 }
