@@ -13,9 +13,9 @@ export function parts(token: string) {
   return { header: decode(h), payload: decode(p), h, p, s };
 }
 
-/** Signs header and payload as given with an RSA key (RS256). */
-export function rs256(header: Record<string, unknown>, payload: Record<string, unknown>, key: KeyObject): string {
-  const input = `${b64(header)}.${b64(payload)}`;
+/** Signs header and payload as given with an RSA key (RS256); a Buffer payload is signed byte for byte. */
+export function rs256(header: Record<string, unknown>, payload: Record<string, unknown> | Buffer, key: KeyObject): string {
+  const input = `${b64(header)}.${Buffer.isBuffer(payload) ? payload.toString('base64url') : b64(payload)}`;
   return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
