@@ -237,6 +237,30 @@ export interface ClaimRules {
 }
 
 /**
+ * Headers of tokens whose signature held, by their encoded form: latchkey signs every token of a key with
+ * the same header bytes (src/tokens/access-token.ts), so a verifier sees one per key. Only verified ones
+ * are kept, at most a handful, so forged headers cannot fill it.
+ */
+const verifiedHeaders = new Map<string, JWTHeaderParameters>();
+const MAX_HEADERS = 32;
+
+/** The protected header, with the rules that do not depend on the key. */
+function parseHeader(h: string): JWTHeaderParameters {
+  let header: unknown;
+  try {
+    header = decodeJson(h);
+  } catch {
+    throw new VerifyError('invalid', 'malformed header');
+  }
+  if (!isObject(header) || header.alg !== 'RS256') throw new VerifyError('invalid', 'alg must be RS256');
+  if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'application/at+jwt') throw new VerifyError('invalid', 'typ must be at+jwt');
+  if (typeof header.kid !== 'string') throw new VerifyError('invalid', 'kid missing');
+  // No extension latchkey knows of is critical (RFC 7515 §4.1.11), so any `crit` is refused.
+  if ('crit' in header) throw new VerifyError('invalid', 'unsupported crit');
+  return header as JWTHeaderParameters;
+}
+
+/**
  * Verifies a latchkey access token: the JWS compact serialisation (RFC 7515 §7.1), RS256 only (RFC 8725
  * §3.1: the algorithm is pinned, never taken from the header), `typ` at+jwt (RFC 9068 §2.1), a `kid`
  * the resolver knows, the signature with node:crypto, then the claims. Returns the claims or throws a
@@ -252,23 +276,14 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
   const dot1 = token.indexOf('.');
   const dot2 = token.indexOf('.', dot1 + 1);
   const h = token.slice(0, dot1);
-  let header: unknown;
-  try {
-    header = decodeJson(h);
-  } catch {
-    throw new VerifyError('invalid', 'malformed header');
-  }
-  if (!isObject(header) || header.alg !== 'RS256') throw new VerifyError('invalid', 'alg must be RS256');
-  if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'application/at+jwt') throw new VerifyError('invalid', 'typ must be at+jwt');
-  if (typeof header.kid !== 'string') throw new VerifyError('invalid', 'kid missing');
-  // No extension latchkey knows of is critical (RFC 7515 §4.1.11), so any `crit` is refused.
-  if ('crit' in header) throw new VerifyError('invalid', 'unsupported crit');
+  const known = verifiedHeaders.get(h);
+  const header = known ?? parseHeader(h);
   const p = token.slice(dot1 + 1, dot2);
   const s = token.slice(dot2 + 1);
   let key: KeyObject | null;
   try {
     const input: FlattenedJWSInput = { protected: h, payload: p, signature: s };
-    key = rs256Key(await getKey(header as unknown as JWTHeaderParameters, input));
+    key = rs256Key(await getKey(header, input));
   } catch {
     throw new VerifyError('invalid', 'no key for this kid');
   }
@@ -277,6 +292,7 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
   if (!rsaVerify('sha256', Buffer.from(token.slice(0, dot2), 'latin1'), key, Buffer.from(s, 'base64url'))) {
     throw new VerifyError('invalid', 'signature verification failed');
   }
+  if (!known && verifiedHeaders.size < MAX_HEADERS) verifiedHeaders.set(h, Object.freeze(header));
   let payload: unknown;
   try {
     payload = decodeJson(p);
