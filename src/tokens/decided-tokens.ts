@@ -116,7 +116,7 @@ export class DecidedTokens {
       return;
     }
     if (typeof kid !== 'string') return;
-    this.tokens.set(token, { claims, kid }, claims.exp * 1000 + this.o.skewMs);
+    this.tokens.set(token, { claims, kid }, claims.exp * 1000 + this.o.skewMs, this.o.clock());
   }
 
   /**

@@ -123,19 +123,17 @@ export interface Verifier {
 
 /**
  * A bounded map from token to what was decided about it. Memory stays bounded under a flood of distinct
- * tokens: at most `capacity` entries, the least recently used evicted first, and an entry is never
- * returned after its `until` (the token's `exp` plus tolerance).
+ * tokens: at most `capacity` entries, an entry is never returned after its `until` (the token's `exp` plus
+ * tolerance), and when full, a token not used since it was last considered goes first.
  *
- * A JavaScript Map keeps insertion order, so evicting its first key evicts the oldest insertion. A hit
- * moves its entry to the young end only once it has drifted into the older half of the map: that keeps
- * hot tokens (the ones seen again and again) away from eviction while a hit on a recently inserted or
- * refreshed entry costs one lookup, not a delete and a set. A dependency such as `lru-cache` does the
- * same with exact recency at the price of list bookkeeping on every hit; this path runs for every request
- * of every resource server, so it stays a Map (bench/micro.ts measures it).
+ * Recency is kept as in the CLOCK (second-chance) approximation of LRU: a hit only marks its entry as
+ * used; eviction looks at entries oldest first (a Map keeps insertion order), gives a used one a second
+ * chance at the young end and removes the first unused or expired one. A hit thus costs one Map lookup,
+ * which matters on a path every request of every resource server takes; exact LRU (`lru-cache`) moves the
+ * entry in a list on every hit (bench/micro.ts `cache` measures both).
  */
 export class TokenCache<V> {
-  private readonly entries = new Map<string, { value: V; until: number; tick: number }>();
-  private tick = 0;
+  private readonly entries = new Map<string, { value: V; until: number; used: boolean }>();
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new Error('cache capacity must be at least 1');
@@ -153,21 +151,14 @@ export class TokenCache<V> {
       this.entries.delete(key);
       return undefined;
     }
-    if (this.tick - e.tick > this.capacity >> 1) {
-      this.entries.delete(key);
-      e.tick = ++this.tick;
-      this.entries.set(key, e);
-    }
+    e.used = true;
     return e.value;
   }
 
-  set(key: string, value: V, until: number): void {
+  set(key: string, value: V, until: number, now = Date.now()): void {
     if (this.entries.has(key)) this.entries.delete(key);
-    else if (this.entries.size >= this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
-    this.entries.set(key, { value, until, tick: ++this.tick });
+    else if (this.entries.size >= this.capacity) this.evictOne(now);
+    this.entries.set(key, { value, until, used: false });
   }
 
   delete(key: string): void {
@@ -176,6 +167,16 @@ export class TokenCache<V> {
 
   clear(): void {
     this.entries.clear();
+  }
+
+  /** Each entry gets at most one second chance per pass, so this ends within one pass over the map. */
+  private evictOne(now: number): void {
+    for (const [key, e] of this.entries) {
+      this.entries.delete(key);
+      if (!e.used || e.until <= now) return;
+      e.used = false;
+      this.entries.set(key, e);
+    }
   }
 }
 
@@ -517,7 +518,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   };
 
   /** Remembered at most until the token expires (with the tolerance); a forgotten token is checked again. */
-  const remember = (token: string, entry: Known) => known.set(token, entry, (entry.claims.exp + tolerance) * 1000);
+  const remember = (token: string, entry: Known) => known.set(token, entry, (entry.claims.exp + tolerance) * 1000, now());
 
   const follower = redis
     ? followRevocations({
