@@ -18,5 +18,10 @@ COPY --from=build /app/dist ./dist
 COPY --from=build /app/packages ./packages
 COPY package.json ./
 USER node
+# 3000: the API. 9464: metrics, for the scraper on an internal network only (never published).
 EXPOSE 3000 9464
+# Liveness over loopback with Node itself (the slim image has no curl): /healthz answers without the store,
+# so a Redis outage shows in /readyz and in 503s, not in restarts that cannot help.
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+(process.env.LATCHKEY_BASE_PATH||'')+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 CMD ["node", "dist/server.js"]

@@ -1,3 +1,4 @@
+import fastifyCors from '@fastify/cors';
 import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
@@ -10,15 +11,20 @@ import { EventBus, type AuthEvent } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
+import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
+import { corsOptions } from './routes/cors.js';
 import { metaRoutes } from './routes/meta.js';
+import { oauthRoutes } from './routes/oauth.js';
 import { sessionRoutes } from './routes/sessions.js';
 import { tokenRoutes } from './routes/tokens.js';
 import { verifyRoutes } from './routes/verify.js';
+import type { Tracing } from './tracing.js';
 import { MemoryStore } from './store/memory-store.js';
 import { RedisStore } from './store/redis-store.js';
 import type { Store } from './store/store.js';
 import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
 import { BearerAuth } from './tokens/bearer.js';
+import { Clients } from './tokens/clients.js';
 import { DecidedTokens } from './tokens/decided-tokens.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
@@ -30,6 +36,8 @@ export interface AppOverrides {
   clock?: () => number;
   logger?: Logger;
   onEvent?: (event: AuthEvent) => void;
+  /** OpenTelemetry, when started (src/tracing.ts): every request gets a span. */
+  tracing?: Tracing;
 }
 
 export interface AppServices {
@@ -46,7 +54,7 @@ export interface AppServices {
 /**
  * Margin for clock drift between instances and verifiers, in seconds. A revocation fact, a deny-list
  * entry or a cached decision must outlive the latest moment any checker still accepts the token:
- * `exp` + the allowed skew + this margin (PRODUCT.md "Revocation that resource servers can see").
+ * `exp` + the allowed skew + this margin (README "Security model").
  */
 export const CLOCK_DRIFT_MARGIN_SECONDS = 30;
 
@@ -88,7 +96,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
   const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
-  const metrics = new Metrics({ hasher, keys, clock });
+  const metrics = new Metrics({ hasher, keys, clock, store });
+  store.observe?.((command) => metrics.storeCommand(command));
   const events = new EventBus(logger);
   events.on((event) => metrics.event(event));
   if (overrides.onEvent) events.on(overrides.onEvent);
@@ -106,6 +115,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     log,
     horizonMs,
     graceAfterExpMs: (config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000,
+    metrics,
+    sessionMaxMs: config.sessionMaxTtl * 1000,
   });
   const issuer = new TokenIssuer({
     store,
@@ -139,8 +150,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
         })
       : undefined;
   if (decided) events.on((event) => decided.onEvent(event));
-  const bearer = new BearerAuth({ store, access, clock, log, decided });
-  const accounts = new Accounts({ store, hasher, revocations, clock, log });
+  const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d), decided });
+  const accounts = new Accounts({ store, hasher, revocations, clock, log, events });
+  const clients = new Clients(config.clients);
 
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
@@ -152,6 +164,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   app.addHook('onClose', async () => keys.stop());
   if (decided) app.addHook('onClose', async () => decided.close());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
+
+  if (overrides.tracing) await app.register(overrides.tracing.fastify.plugin());
 
   // JSON only: drop Fastify's default text/plain parser so anything else is a 415.
   app.removeContentTypeParser('text/plain');
@@ -167,10 +181,15 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     return reply.code(404).send(api.toBody());
   });
 
+  // Before everything else, so that errors (401, 429, 503) carry CORS headers too and a page can read them.
+  await app.register(fastifyCors, corsOptions(config));
   // Per-instance, in-memory counters: a brake on password guessing from one address. Account-wide
   // throttling across instances would need a shared store and is not attempted here.
   await app.register(fastifyRateLimit, {
     global: false,
+    onExceeded: (request) => {
+      if (request.routeOptions.url?.endsWith('/login')) events.emit({ type: 'login_failed', cause: 'throttled', userId: null });
+    },
     errorResponseBuilder: (_request, context) =>
       new ApiError('rate_limited', 'Too many attempts; retry later.', {
         'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))),
@@ -179,13 +198,16 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, config });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config });
+      await scope.register(oauthRoutes, { issuer, revocations, bearer, clients, store, config });
+      await scope.register(discoveryRoutes, { config });
       await scope.register(sessionRoutes, { bearer, revocations, store, clock });
-      await scope.register(verifyRoutes, { bearer, config });
+      await scope.register(verifyRoutes, { bearer, config, store });
       await scope.register(metaRoutes, { config, keys, store, clock });
     },
     { prefix: config.basePath },
   );
+  await app.register(rootDiscoveryRoutes, { config });
   return app;
 }
 

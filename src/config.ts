@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
@@ -38,9 +39,66 @@ const redisUrls = z
   .transform((v) => v.split(',').map((u) => u.trim()).filter(Boolean))
   .refine((urls) => urls.length > 0 && urls.every((u) => redisUrl.test(u)), 'must be comma-separated redis:// or rediss:// URLs');
 
+/**
+ * Header names `/verify` answers with: lower-case RFC 9110 field names (tokens), so a gateway can be told
+ * which to copy upstream.
+ */
+const headerName = z
+  .string()
+  .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be an HTTP header name')
+  .transform((v) => v.toLowerCase());
+
+/** A client of latchkey (RFC 9068 §2.2 `client_id`): which channels it may use, and from which origins. */
+export interface ClientRegistration {
+  id: string;
+  channels: ('browser' | 'native')[];
+  /** Browser origins it may use; empty: any of LATCHKEY_ALLOWED_ORIGINS. */
+  origins: string[];
+}
+
+/** The clients every deployment has: requests that name no client get the one for their channel. */
+export const DEFAULT_CLIENTS = { browser: 'latchkey-browser', native: 'latchkey-native' } as const;
+
+const clientId = z.string().regex(/^[A-Za-z0-9._~-]{1,64}$/, 'client ids are 1–64 characters of A–Z a–z 0–9 . _ ~ -');
+
+/**
+ * LATCHKEY_CLIENTS: `id:channels[:origins]` entries separated by `;`, channels and origins separated by
+ * `,` — e.g. `web:browser:https://app.example.com;ios:native`. Only the first two `:` separate fields,
+ * so origins keep theirs.
+ */
+const clients = z
+  .string()
+  .transform((value) =>
+    value
+      .split(';')
+      .map((entry) => entry.trim())
+      .filter(Boolean)
+      .map((entry) => {
+        const [id = '', channels = '', ...rest] = entry.split(':');
+        const origins = rest.join(':');
+        return {
+          id: id.trim(),
+          channels: channels.split(',').map((c) => c.trim()).filter(Boolean),
+          origins: origins ? origins.split(',').map((o) => o.trim()).filter(Boolean) : [],
+        };
+      }),
+  )
+  .pipe(
+    z
+      .array(
+        z.object({
+          id: clientId,
+          channels: z.array(z.enum(['browser', 'native'])).min(1, 'name at least one channel: browser, native'),
+          origins: z.array(origin),
+        }),
+      )
+      .min(1)
+      .refine((list) => new Set(list.map((c) => c.id)).size === list.length, 'client ids must be unique'),
+  );
+
 /** Where Redis is: one node, a master found through Sentinel, or a Cluster. */
 export type RedisTopology =
-  | { url: string }
+  | { url: string; username?: string; password?: string }
   | { sentinel: { sentinels: string[]; master: string; username?: string; password?: string } }
   | { cluster: { nodes: string[] } };
 
@@ -62,6 +120,13 @@ const schema = z
       .optional()
       .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : undefined))
       .pipe(z.array(origin).optional()),
+    // Origins of hybrid apps (a web view that sends an Origin, such as capacitor://localhost) that may
+    // receive a refresh token in a body; every other request carrying an Origin is a browser's.
+    LATCHKEY_NATIVE_ORIGINS: z
+      .string()
+      .optional()
+      .transform((v) => (v ? v.split(',').map((s) => s.trim()).filter(Boolean) : []))
+      .pipe(z.array(z.string().regex(/^[a-z][a-z0-9+.-]*:\/\/[^\s/,]+$/, 'must be origins like capacitor://localhost'))),
     LATCHKEY_REGISTRATION: bool(true),
     LATCHKEY_ACCESS_TOKEN_TTL: seconds(900, 60).refine((v) => v <= 86_400, 'must be at most 86400 (1 day)'),
     LATCHKEY_REFRESH_TOKEN_TTL: seconds(7 * 86_400, 60),
@@ -78,6 +143,14 @@ const schema = z
     LATCHKEY_ARGON2_MEMORY_KIB: z.coerce.number().int().min(19_456).default(19_456),
     LATCHKEY_ARGON2_ITERATIONS: z.coerce.number().int().min(2).default(2),
     LATCHKEY_ARGON2_PARALLELISM: z.coerce.number().int().min(1).max(16).default(1),
+    LATCHKEY_CLIENTS: clients.optional(),
+    // Forward auth (GET /verify and friends): the response headers that carry the user to the upstream.
+    LATCHKEY_VERIFY_USER_HEADER: headerName.default('x-user-id'),
+    LATCHKEY_VERIFY_ROLES_HEADER: headerName.default('x-user-roles'),
+    LATCHKEY_VERIFY_SESSION_HEADER: headerName.default('x-session-id'),
+    LATCHKEY_VERIFY_CLIENT_HEADER: headerName.default('x-client-id'),
+    // Off unless named: the e-mail costs a store read per request and is personal data.
+    LATCHKEY_VERIFY_EMAIL_HEADER: headerName.optional(),
     LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
     // Tokens forward auth remembers (≈ 1.5 KiB each with the token string and its claims).
     LATCHKEY_VERIFY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
@@ -106,6 +179,11 @@ const schema = z
     REDIS_REPLICA_ACK_TIMEOUT_MS: z.coerce.number().int().min(10).max(10_000).default(500),
     REDIS_KEY_PREFIX: z.string().max(64).default('lk:'),
     REDIS_COMMAND_TIMEOUT_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+    // OpenTelemetry's own variables (src/tracing.ts): traces are exported only when an endpoint is set.
+    OTEL_EXPORTER_OTLP_ENDPOINT: z.url().optional(),
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url().optional(),
+    OTEL_SDK_DISABLED: bool(false),
+    OTEL_SERVICE_NAME: z.string().min(1).default('latchkey'),
   })
   .superRefine((env, ctx) => {
     const prod = env.NODE_ENV === 'production';
@@ -123,6 +201,23 @@ const schema = z
       need('LATCHKEY_KEY_ACTIVATION_DELAY', 'must be at least LATCHKEY_JWKS_MAX_AGE, or cached key sets could miss a new key');
     if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
       need('LATCHKEY_REFRESH_TOKEN_TTL', 'must not exceed LATCHKEY_SESSION_MAX_TTL');
+    const verifyHeaders = [
+      env.LATCHKEY_VERIFY_USER_HEADER,
+      env.LATCHKEY_VERIFY_ROLES_HEADER,
+      env.LATCHKEY_VERIFY_SESSION_HEADER,
+      env.LATCHKEY_VERIFY_CLIENT_HEADER,
+      env.LATCHKEY_VERIFY_EMAIL_HEADER,
+    ].filter((h) => h !== undefined);
+    if (new Set(verifyHeaders).size !== verifyHeaders.length) need('LATCHKEY_VERIFY_USER_HEADER', 'the /verify header names must differ');
+    for (const client of env.LATCHKEY_CLIENTS ?? []) {
+      // A client's origins narrow the allow-list; they never widen it (CORS and the Origin check use it).
+      const allowed = env.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(env.LATCHKEY_ISSUER ?? `http://localhost:${env.PORT}`).origin];
+      const outside = client.origins.filter((o) => !allowed.includes(o));
+      if (outside.length > 0) need('LATCHKEY_CLIENTS', `client ${client.id}: ${outside.join(', ')} not in LATCHKEY_ALLOWED_ORIGINS`);
+      if (client.origins.length > 0 && !client.channels.includes('browser')) {
+        need('LATCHKEY_CLIENTS', `client ${client.id}: origins only apply to the browser channel`);
+      }
+    }
   });
 
 export type Env = z.input<typeof schema>;
@@ -138,7 +233,10 @@ export interface Config {
   issuer: string;
   audience: string;
   basePath: string;
+  /** Origins that may use cookie sessions, and get CORS with credentials. */
   allowedOrigins: string[];
+  /** Origins that may receive a refresh token in a body (hybrid apps); they get CORS too. */
+  nativeOrigins: string[];
   registration: boolean;
   accessTokenTtl: number;
   refreshTokenTtl: number;
@@ -157,6 +255,10 @@ export interface Config {
   /** Rotation: seconds a retired key stays published (its tokens' lifetime plus skew and margin). */
   keyRetention: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  /** Known clients (RFC 9068 `client_id`), the defaults for each channel included. */
+  clients: ClientRegistration[];
+  /** Response headers of forward auth; `email` null when the e-mail is not sent. */
+  verifyHeaders: { user: string; roles: string; session: string; client: string; email: string | null };
   /** GET /verify while the store is unreachable: 0 refuses (503); N accepts signed tokens for N seconds. */
   verifyFailOpen: number;
   /** How many decided tokens forward auth remembers. */
@@ -167,6 +269,8 @@ export interface Config {
   hashQueue: number;
   /** libuv's thread pool: argon2 hashes and RS256 signatures both run on it. */
   threadPoolSize: number;
+  /** OpenTelemetry traces; null when no OTLP endpoint is configured. */
+  tracing: { serviceName: string } | null;
   redis: ({ keyPrefix: string; commandTimeoutMs: number; replicasToAck: number; replicaAckTimeoutMs: number } & RedisTopology) | null;
 }
 
@@ -187,8 +291,45 @@ function cookieFor(basePath: string, secure: boolean): Config['cookie'] {
   return { name: `${prefix}lk_rt`, path, secure };
 }
 
+/**
+ * Secrets that may also be read from a file (`<NAME>_FILE`, the Docker and Kubernetes secrets convention):
+ * the file's content, without its final line break, becomes the value. Add a variable here to give it a
+ * `_FILE` variant.
+ */
+export const FILE_VARIABLES: readonly string[] = ['REDIS_PASSWORD'];
+
+export interface LoadOptions {
+  /** Reads a `*_FILE` secret; tests pass a fake. */
+  readFile?: (path: string) => string;
+}
+
+/** Replaces every `<NAME>_FILE` of FILE_VARIABLES by `<NAME>` with the file's content. */
+function resolveFileVariables(env: Record<string, string | undefined>, readFile: (path: string) => string) {
+  const out = { ...env };
+  const problems: string[] = [];
+  for (const name of FILE_VARIABLES) {
+    const path = env[`${name}_FILE`];
+    if (path === undefined || path === '') continue;
+    if (env[name] !== undefined) {
+      problems.push(`${name}_FILE: set ${name} or ${name}_FILE, not both`);
+      continue;
+    }
+    try {
+      out[name] = readFile(path).replace(/\r?\n$/, '');
+    } catch (err) {
+      // The path is not secret; the content never reaches a message.
+      problems.push(`${name}_FILE: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    delete out[`${name}_FILE`];
+  }
+  return { env: out, problems };
+}
+
 /** Validates `env` and reports every bad variable at once. Throws ConfigError. */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(rawEnv: Record<string, string | undefined>, options: LoadOptions = {}): Config {
+  const files = resolveFileVariables(rawEnv, options.readFile ?? ((path) => readFileSync(path, 'utf8')));
+  if (files.problems.length > 0) throw new ConfigError(files.problems);
+  const env = files.env;
   const parsed = schema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
@@ -213,6 +354,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     audience: e.LATCHKEY_AUDIENCE ?? issuer,
     basePath: e.LATCHKEY_BASE_PATH,
     allowedOrigins: e.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(issuer).origin],
+    nativeOrigins: e.LATCHKEY_NATIVE_ORIGINS,
     registration: e.LATCHKEY_REGISTRATION,
     accessTokenTtl: e.LATCHKEY_ACCESS_TOKEN_TTL,
     refreshTokenTtl: e.LATCHKEY_REFRESH_TOKEN_TTL,
@@ -234,13 +376,34 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       parallelism: e.LATCHKEY_ARGON2_PARALLELISM,
     },
     loginRateLimit: e.LATCHKEY_LOGIN_RATE_LIMIT,
+    clients: withDefaultClients(e.LATCHKEY_CLIENTS ?? []),
+    verifyHeaders: {
+      user: e.LATCHKEY_VERIFY_USER_HEADER,
+      roles: e.LATCHKEY_VERIFY_ROLES_HEADER,
+      session: e.LATCHKEY_VERIFY_SESSION_HEADER,
+      client: e.LATCHKEY_VERIFY_CLIENT_HEADER,
+      email: e.LATCHKEY_VERIFY_EMAIL_HEADER ?? null,
+    },
     verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
     verifyCacheSize: e.LATCHKEY_VERIFY_CACHE_SIZE,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     threadPoolSize: e.UV_THREADPOOL_SIZE,
+    tracing:
+      (e.OTEL_EXPORTER_OTLP_ENDPOINT || e.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) && !e.OTEL_SDK_DISABLED
+        ? { serviceName: e.OTEL_SERVICE_NAME }
+        : null,
     redis: redisConnection(e),
   };
+}
+
+/** The configured clients, plus the default client of each channel unless configured under its id. */
+function withDefaultClients(configured: ClientRegistration[]): ClientRegistration[] {
+  const defaults: ClientRegistration[] = [
+    { id: DEFAULT_CLIENTS.browser, channels: ['browser'], origins: [] },
+    { id: DEFAULT_CLIENTS.native, channels: ['native'], origins: [] },
+  ];
+  return [...defaults.filter((d) => !configured.some((c) => c.id === d.id)), ...configured];
 }
 
 function redisConnection(e: z.infer<typeof schema>): Config['redis'] {
@@ -250,7 +413,8 @@ function redisConnection(e: z.infer<typeof schema>): Config['redis'] {
     replicasToAck: e.REDIS_REPLICAS_TO_ACK,
     replicaAckTimeoutMs: e.REDIS_REPLICA_ACK_TIMEOUT_MS,
   };
-  if (e.REDIS_URL) return { ...common, url: e.REDIS_URL };
+  // REDIS_USERNAME / REDIS_PASSWORD (or REDIS_PASSWORD_FILE) fill in what the URL leaves out.
+  if (e.REDIS_URL) return { ...common, url: e.REDIS_URL, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD };
   if (e.REDIS_SENTINELS && e.REDIS_SENTINEL_MASTER) {
     const { REDIS_USERNAME: username, REDIS_PASSWORD: password } = e;
     return { ...common, sentinel: { sentinels: e.REDIS_SENTINELS, master: e.REDIS_SENTINEL_MASTER, username, password } };

@@ -1,5 +1,5 @@
 /**
- * Errors a client may see. Each has a stable snake_case code (the contract in PRODUCT.md) and a status;
+ * Errors a client may see. Each has a stable snake_case code (the contract in openapi.yaml) and a status;
  * the description is generic text for humans. Details and causes go to the log, never to the client.
  */
 export const errorStatus = {
@@ -7,6 +7,9 @@ export const errorStatus = {
   invalid_credentials: 401,
   invalid_grant: 401,
   invalid_token: 401,
+  // OAuth 2 endpoints (/token, /revoke) answer in RFC 6749 §5.2 terms.
+  invalid_client: 401,
+  unsupported_grant_type: 400,
   forbidden: 403,
   not_found: 404,
   conflict: 409,
@@ -31,11 +34,12 @@ export class ApiError extends Error {
     readonly code: ErrorCode,
     readonly description: string,
     readonly headers: Record<string, string> = {},
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
     super(`${code}: ${description}`, options);
     this.name = 'ApiError';
-    this.status = errorStatus[code];
+    // `status` only where a protocol fixes another one: RFC 6749 §5.2 `invalid_grant` is 400 on /token.
+    this.status = options?.status ?? errorStatus[code];
   }
 
   toBody(): ErrorBody {

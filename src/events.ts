@@ -9,10 +9,20 @@ export type AuthEvent =
   | { type: 'refresh_token_reused'; userId: string; sessionId: string; ip: string | null }
   | { type: 'session_revoked'; userId: string; sessionId: string; reason: SessionRevokeReason }
   | { type: 'user_sessions_revoked'; userId: string; revokedAfter: number; sessionIds: string[]; reason: UserRevokeReason }
-  | { type: 'access_token_denied'; userId: string; jti: string; exp: number };
+  | { type: 'access_token_denied'; userId: string; jti: string; exp: number }
+  /** A refused login. `userId` only when the address has an account; never the address itself. */
+  | { type: 'login_failed'; cause: LoginFailureCause; userId: string | null }
+  /**
+   * The incident switch: every session created before `revokedAfter` (ms) is revoked — every user's, or
+   * only those of users holding `role`.
+   */
+  | { type: 'everyone_revoked'; revokedAfter: number; role: string | null };
 
 export type SessionRevokeReason = 'logout' | 'user_request' | 'session_cap' | 'admin';
 export type UserRevokeReason = 'logout_all' | 'disabled' | 'password_changed' | 'password_reset' | 'admin';
+
+/** Why a login was refused. An unknown address counts as `wrong_credentials`, as it answers the same. */
+export type LoginFailureCause = 'wrong_credentials' | 'disabled' | 'throttled';
 
 export type AuthEventListener = (event: AuthEvent) => void;
 

@@ -3,6 +3,8 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { KeyStore } from './keys/keystore.js';
 import type { PasswordHasher } from './accounts/passwords.js';
 import type { AuthEvent } from './events.js';
+import type { Store, StoreCommand } from './store/store.js';
+import type { TokenDecision } from './tokens/bearer.js';
 
 /** Outcomes of a refresh, as the store decided them. */
 export type RefreshOutcome = 'rotated' | 'grace' | 'reused' | 'invalid';
@@ -18,11 +20,19 @@ export class Metrics {
   private readonly refreshes: Counter<'result'>;
   private readonly events: Counter<'type'>;
   private readonly unavailable: Counter<'reason'>;
+  private readonly decisions: Counter<'where' | 'decision'>;
+  private readonly failOpen: Counter<'where'>;
+  private readonly revocationCheck: Histogram<'where'>;
+  private readonly loginFailures: Counter<'cause'>;
+  private readonly storeCommands: Histogram<'command'>;
+  private readonly storeFailures: Counter<'command' | 'kind'>;
+  private readonly publishLag: Histogram;
+  private readonly publishFailures: Counter;
 
   /** One child per label combination seen, so the hot path builds a short string, not a label hash. */
   private readonly requestSeries = new Map<string, { observe(value: number): void }>();
 
-  constructor(sources: { hasher: PasswordHasher; keys: KeyStore; clock: () => number }) {
+  constructor(sources: { hasher: PasswordHasher; keys: KeyStore; clock: () => number; store?: Store }) {
     const registers = [this.registry];
     this.requests = new Histogram({
       name: 'latchkey_http_request_duration_seconds',
@@ -76,12 +86,81 @@ export class Metrics {
         this.set(sources.keys.signer(sources.clock()) ? 1 : 0);
       },
     });
+    this.decisions = new Counter({
+      name: 'latchkey_token_decisions_total',
+      help: 'Access tokens judged by latchkey: where (endpoint = its own Bearer endpoints, verify = GET /verify) and the decision (valid, revoked, invalid, expired, unavailable). Fail-open accepts count as valid here and in latchkey_token_fail_open_accepts_total.',
+      labelNames: ['where', 'decision'],
+      registers,
+    });
+    this.failOpen = new Counter({
+      name: 'latchkey_token_fail_open_accepts_total',
+      help: 'Tokens accepted on their signature alone because the store could not be asked (LATCHKEY_VERIFY_FAIL_OPEN).',
+      labelNames: ['where'],
+      registers,
+    });
+    this.revocationCheck = new Histogram({
+      name: 'latchkey_revocation_check_duration_seconds',
+      help: 'How long the revocation check of an access token took (the store lookup after the signature), apart from the rest of the request.',
+      labelNames: ['where'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.loginFailures = new Counter({
+      name: 'latchkey_login_failures_total',
+      help: 'Refused logins by cause: wrong_credentials (unknown address or wrong password), disabled (right password, disabled account), throttled (too many attempts).',
+      labelNames: ['cause'],
+      registers,
+    });
+    this.storeCommands = new Histogram({
+      name: 'latchkey_redis_command_duration_seconds',
+      help: 'Redis calls by family (a store operation: one command, a transaction or a Lua script), failed ones included.',
+      labelNames: ['command'],
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.storeFailures = new Counter({
+      name: 'latchkey_redis_command_failures_total',
+      help: 'Redis calls that failed, by family and kind: timeout (REDIS_COMMAND_TIMEOUT_MS passed) or error (connection down, refused, script error).',
+      labelNames: ['command', 'kind'],
+      registers,
+    });
+    new Gauge({
+      name: 'latchkey_redis_up',
+      help: '1 while the store answers a PING at scrape time, 0 when it does not (always 1 for the embedded store).',
+      registers,
+      async collect() {
+        const store = sources.store;
+        if (!store) return;
+        this.set(await store.ping().then(() => 1, () => 0));
+      },
+    });
+    this.publishLag = new Histogram({
+      name: 'latchkey_revocation_stream_lag_seconds',
+      help: 'From a revocation being done to its fact being on the revocation stream verifiers follow (the part of their delay latchkey controls).',
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.publishFailures = new Counter({
+      name: 'latchkey_revocation_publish_failures_total',
+      help: 'Revocation facts that did not reach the stream: verifiers that cached a token of those sessions accept it until it expires.',
+      registers,
+    });
     for (const result of ['rotated', 'grace', 'reused', 'invalid'] as const) this.refreshes.inc({ result }, 0);
+    for (const where of ['endpoint', 'verify'] as const) {
+      for (const decision of ['valid', 'revoked', 'invalid', 'expired', 'unavailable'] as const) this.decisions.inc({ where, decision }, 0);
+      this.failOpen.inc({ where }, 0);
+    }
+    for (const cause of ['wrong_credentials', 'disabled', 'throttled'] as const) this.loginFailures.inc({ cause }, 0);
   }
 
   /** Adds the process's own metrics (CPU, memory, event-loop delay, GC); once, for the served registry. */
   collectProcessMetrics(): void {
     collectDefaultMetrics({ register: this.registry, prefix: 'latchkey_' });
+    // prom-client names three gauges `…_total`, which Prometheus reserves for counters (`promtool check
+    // metrics` refuses them). Their per-type twins without the suffix stay; the totals are their sums.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(`latchkey_${name}`);
+    }
   }
 
   request(method: string, route: string, statusCode: number, seconds: number): void {
@@ -100,6 +179,26 @@ export class Metrics {
 
   event(event: AuthEvent): void {
     this.events.inc({ type: event.type });
+    if (event.type === 'login_failed') this.loginFailures.inc({ cause: event.cause });
+  }
+
+  /** One judged access token (src/tokens/bearer.ts). */
+  decision(d: TokenDecision): void {
+    this.decisions.inc({ where: d.where, decision: d.decision });
+    if (d.failOpen) this.failOpen.inc({ where: d.where });
+    if (d.checkSeconds !== undefined) this.revocationCheck.observe({ where: d.where }, d.checkSeconds);
+  }
+
+  /** One store call (src/store/redis-store.ts). */
+  storeCommand(c: StoreCommand): void {
+    this.storeCommands.observe({ command: c.command }, c.seconds);
+    if (c.failure) this.storeFailures.inc({ command: c.command, kind: c.failure });
+  }
+
+  /** Revocation facts published (`lagSeconds` after the revocation) or, with null, lost. */
+  revocationPublished(lagSeconds: number | null): void {
+    if (lagSeconds === null) this.publishFailures.inc();
+    else this.publishLag.observe(lagSeconds);
   }
 
   answeredUnavailable(reason: 'store' | 'no_signing_key'): void {

@@ -3,11 +3,13 @@ import closeWithGrace from 'close-with-grace';
 import { buildApp, StartupError } from './app.js';
 import { ConfigError, loadConfig } from './config.js';
 import { listenMetrics } from './metrics.js';
+import { startTracing } from './tracing.js';
 
 /** Entry point: the only place that reads process.env (through loadConfig) and exits the process. */
 async function main(): Promise<void> {
   const config = loadConfig(process.env);
-  const app = await buildApp(config);
+  const tracing = config.tracing ? await startTracing(config.tracing) : undefined;
+  const app = await buildApp(config, { tracing });
   // Metrics bind first: if their port is taken, the service never starts half-way.
   let metricsServer: Server | undefined;
   if (config.metrics) {
@@ -24,6 +26,7 @@ async function main(): Promise<void> {
       new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve())),
       app.close(),
     ]);
+    await tracing?.shutdown();
   });
   await app.listen({ host: config.host, port: config.port });
   if (config.metrics) app.log.info({ metrics: `http://${config.metrics.host}:${config.metrics.port}/metrics` }, 'metrics listening');

@@ -91,3 +91,69 @@ describe('key rotation settings', () => {
     expect(problems(prod)[0]).toMatch(/^REDIS_URL: is required when NODE_ENV=production, or REDIS_SENTINELS or REDIS_CLUSTER_NODES/);
   });
 });
+
+describe('client registry (LATCHKEY_CLIENTS)', () => {
+  it('has a default client per channel, and reads id:channels[:origins] entries', () => {
+    expect(loadConfig({}).clients).toEqual([
+      { id: 'latchkey-browser', channels: ['browser'], origins: [] },
+      { id: 'latchkey-native', channels: ['native'], origins: [] },
+    ]);
+    const c = loadConfig({
+      LATCHKEY_ALLOWED_ORIGINS: 'https://app.example.com,https://admin.example.com',
+      LATCHKEY_CLIENTS: 'web:browser:https://app.example.com, https://admin.example.com; ios-app:native ;latchkey-native:native',
+    });
+    expect(c.clients).toEqual([
+      { id: 'latchkey-browser', channels: ['browser'], origins: [] },
+      { id: 'web', channels: ['browser'], origins: ['https://app.example.com', 'https://admin.example.com'] },
+      { id: 'ios-app', channels: ['native'], origins: [] },
+      { id: 'latchkey-native', channels: ['native'], origins: [] },
+    ]);
+  });
+
+  it('refuses bad ids, unknown channels, duplicates, and origins outside the allow-list', () => {
+    expect(problems({ LATCHKEY_CLIENTS: 'bad id:native' })[0]).toMatch(/^LATCHKEY_CLIENTS/);
+    expect(problems({ LATCHKEY_CLIENTS: 'app:desktop' })[0]).toMatch(/^LATCHKEY_CLIENTS/);
+    expect(problems({ LATCHKEY_CLIENTS: 'app:native;app:browser' })[0]).toMatch(/unique/);
+    expect(problems({ LATCHKEY_ALLOWED_ORIGINS: 'https://app.example.com', LATCHKEY_CLIENTS: 'web:browser:https://evil.example' })[0]).toMatch(
+      /not in LATCHKEY_ALLOWED_ORIGINS/,
+    );
+    expect(problems({ LATCHKEY_ALLOWED_ORIGINS: 'https://app.example.com', LATCHKEY_CLIENTS: 'ios:native:https://app.example.com' })[0]).toMatch(
+      /browser channel/,
+    );
+  });
+});
+
+describe('forward auth header names', () => {
+  it('default to x-user-id and friends with no e-mail, and must be distinct header names', () => {
+    expect(loadConfig({}).verifyHeaders).toEqual({ user: 'x-user-id', roles: 'x-user-roles', session: 'x-session-id', client: 'x-client-id', email: null });
+    expect(loadConfig({ LATCHKEY_VERIFY_EMAIL_HEADER: 'X-Auth-Request-Email' }).verifyHeaders.email).toBe('x-auth-request-email');
+    expect(problems({ LATCHKEY_VERIFY_USER_HEADER: 'x user' })).toHaveLength(1);
+    expect(problems({ LATCHKEY_VERIFY_EMAIL_HEADER: 'X-User-Id' })[0]).toMatch(/differ/);
+  });
+});
+
+describe('secrets from files (*_FILE)', () => {
+  const prod = { NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.com', REDIS_URL: 'redis://redis:6379' };
+  const files: Record<string, string> = { '/run/secrets/redis_password': 's3cret pass\n' };
+  const readFile = (path: string) => {
+    if (path in files) return files[path]!;
+    throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
+  };
+
+  it('REDIS_PASSWORD_FILE reads the password from a file, final line break dropped', () => {
+    const c = loadConfig({ ...prod, REDIS_PASSWORD_FILE: '/run/secrets/redis_password' }, { readFile });
+    expect(c.redis).toMatchObject({ url: 'redis://redis:6379', password: 's3cret pass' });
+  });
+
+  it('refuses both forms at once and an unreadable file, never printing the secret', () => {
+    const both = () => loadConfig({ ...prod, REDIS_PASSWORD: 'x', REDIS_PASSWORD_FILE: '/run/secrets/redis_password' }, { readFile });
+    expect(both).toThrow(/REDIS_PASSWORD_FILE: set REDIS_PASSWORD or REDIS_PASSWORD_FILE, not both/);
+    const missing = () => loadConfig({ ...prod, REDIS_PASSWORD_FILE: '/nope' }, { readFile });
+    expect(missing).toThrow(/REDIS_PASSWORD_FILE: cannot read \/nope \(ENOENT\)/);
+    try {
+      loadConfig({ ...prod, REDIS_PASSWORD_FILE: '/run/secrets/redis_password', REDIS_KEY_PREFIX: 'x'.repeat(65) }, { readFile });
+    } catch (err) {
+      expect(String(err)).not.toContain('s3cret');
+    }
+  });
+});

@@ -30,6 +30,41 @@ describe('logs', () => {
     expect(lines[0]).toContain('[redacted]');
   });
 
+  it('redact credential headers at the top level too, every password and token field, and drop query strings and fragments from URLs', () => {
+    const { lines, logger } = capture();
+    logger.info({
+      req: {
+        method: 'GET',
+        url: '/sessions?access_token=secret-req-query',
+        headers: { authorization: 'Bearer secret-req-auth', cookie: 'lk=secret-req-cookie' },
+      },
+      res: { headers: { 'set-cookie': 'lk=secret-res-set-cookie' } },
+      headers: {
+        authorization: 'Bearer secret-top-auth',
+        cookie: 'lk=secret-top-cookie',
+        'set-cookie': 'lk=secret-top-set-cookie',
+        'user-agent': 'an-agent',
+      },
+      body: { password: 'secret-body-password', refresh_token: 'secret-body-refresh' },
+      attempt: { password: 'secret-nested-password', refresh_token: 'secret-nested-refresh', access_token: 'secret-nested-access' },
+      password: 'secret-top-password',
+      refresh_token: 'secret-top-refresh',
+      access_token: 'secret-top-access',
+      url: '/callback#access_token=secret-top-fragment',
+    });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/secret-/);
+    const logged = JSON.parse(lines[0]!) as Record<string, Record<string, unknown>>;
+    expect(logged.req).toMatchObject({ method: 'GET', url: '/sessions' });
+    expect(logged.url).toBe('/callback');
+    expect(logged.headers).toEqual({
+      authorization: '[redacted]',
+      cookie: '[redacted]',
+      'set-cookie': '[redacted]',
+      'user-agent': 'an-agent',
+    });
+  });
+
   it('record a reuse as a security event without any token, password or e-mail in any line', async () => {
     const { lines, logger } = capture();
     const t = await buildTestApp('memory', {}, { logger });

@@ -1,13 +1,12 @@
 /**
- * A resource server protected by latchkey: verifies access tokens offline against latchkey's JWKS and
- * honours revocations (logout, logout-all, reuse detection) within about a second through Redis.
+ * Runs the example resource server (app.ts).
  *
  *   LATCHKEY_URL=http://localhost:3000 REDIS_URL=redis://127.0.0.1:6379 npx tsx examples/resource-server/server.ts
+ *
+ * CORS_ORIGINS (comma-separated) lets browser apps on those origins call it, as examples/spa does.
  */
-import Fastify from 'fastify';
 import { Redis } from 'ioredis';
-import latchkeyAuth from '@latchkey/verifier/fastify';
-import { createVerifier } from '@latchkey/verifier';
+import { buildResourceServer } from './app.js';
 
 const env = process.env;
 const latchkeyUrl = env.LATCHKEY_URL ?? 'http://localhost:3000';
@@ -18,25 +17,15 @@ const issuer = env.LATCHKEY_ISSUER ?? latchkeyUrl;
 const redis = env.REDIS_URL ? new Redis(env.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1 }) : undefined;
 redis?.on('error', () => undefined);
 
-const verifier = createVerifier({
+const { app } = await buildResourceServer({
+  latchkeyUrl,
   issuer,
   audience: env.LATCHKEY_AUDIENCE ?? issuer,
-  jwksUrl: `${latchkeyUrl}/.well-known/jwks.json`,
   redis,
   keyPrefix: env.REDIS_KEY_PREFIX ?? 'lk:',
+  corsOrigins: env.CORS_ORIGINS?.split(',').map((o) => o.trim()).filter(Boolean),
+  logLevel: env.LOG_LEVEL,
 });
-
-const app = Fastify({ logger: { level: env.LOG_LEVEL ?? 'info' } });
-await app.register(latchkeyAuth, { verifier });
-
-app.get('/public', async () => ({ hello: 'anyone' }));
-app.get('/me', { preHandler: app.requireUser }, async (request) => ({
-  user: request.user?.sub,
-  session: request.user?.sid,
-  roles: request.user?.roles ?? [],
-}));
-
-await verifier.ready();
 const address = await app.listen({ host: env.HOST ?? '127.0.0.1', port: Number(env.PORT ?? 4000) });
 process.stdout.write(`resource server listening on ${address}\n`);
 
@@ -44,7 +33,6 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     void app
       .close()
-      .then(() => verifier.close())
       .then(() => redis?.disconnect())
       .finally(() => process.exit(0));
   });

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ApiError, invalidCredentials } from '../errors.js';
+import type { EventBus, LoginFailureCause } from '../events.js';
 import type { Revocations } from '../tokens/revocation.js';
 import type { Store, UserRecord } from '../store/store.js';
 import type { PasswordHasher } from './passwords.js';
@@ -21,6 +22,8 @@ export interface AccountsDeps {
   revocations: Revocations;
   clock: () => number;
   log: Logger;
+  /** Where refused logins are reported (`login_failed`, never with the address). */
+  events?: EventBus;
 }
 
 /**
@@ -61,10 +64,11 @@ export class Accounts {
     const user = await store.findUserByEmail(normalizeEmail(email));
     if (!user) {
       await hasher.verifyDummy(password);
-      throw invalidCredentials();
+      throw this.refused('wrong_credentials', null);
     }
     const ok = await hasher.verify(user.passwordHash, password);
-    if (!ok || user.disabled) throw invalidCredentials();
+    if (!ok) throw this.refused('wrong_credentials', user.id);
+    if (user.disabled) throw this.refused('disabled', user.id);
     if (hasher.needsRehash(user.passwordHash)) {
       // Parameters were raised since this hash was made; upgrading is best-effort.
       hasher
@@ -73,6 +77,12 @@ export class Accounts {
         .catch((err: Error) => log.warn({ userId: user.id, reason: err.message }, 'password rehash failed'));
     }
     return user;
+  }
+
+  /** Reports a refused login and returns the one answer every cause gets. */
+  private refused(cause: LoginFailureCause, userId: string | null) {
+    this.deps.events?.emit({ type: 'login_failed', cause, userId });
+    return invalidCredentials();
   }
 
   /** Disables an account: no new logins, every session and access token revoked at once. Idempotent. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import argon2 from 'argon2';
 import { unavailable } from '../errors.js';
+import { traced } from '../tracing.js';
 
 export interface Argon2Params {
   memoryCost: number;
@@ -25,12 +26,12 @@ export class PasswordHasher {
   ) {}
 
   hash(password: string): Promise<string> {
-    return this.limited(() => argon2.hash(password, { type: argon2.argon2id, ...this.params }));
+    return this.limited(() => traced('password hash', () => argon2.hash(password, { type: argon2.argon2id, ...this.params })));
   }
 
   /** Constant-shape verification: a malformed stored hash is a mismatch, not an exception. */
   verify(hash: string, password: string): Promise<boolean> {
-    return this.limited(() => argon2.verify(hash, password).catch(() => false));
+    return this.limited(() => traced('password verify', () => argon2.verify(hash, password).catch(() => false)));
   }
 
   /**

@@ -33,13 +33,27 @@ function truncateBytes(s: string, max: number): string {
 
 /**
  * Cookie-authenticated and cookie-setting requests must come from an allowed origin (CSRF defence in depth
- * on top of SameSite=Strict). Browsers send Origin on every POST; its absence is refused too.
+ * on top of SameSite=Strict). Browsers send Origin on every POST; its absence is refused too. A request the
+ * browser itself marks as cross-site (Fetch Metadata, `Sec-Fetch-Site`) is refused even from an allowed
+ * origin: an allowed app on another site never needs the cookie, which SameSite=Strict withholds anyway.
  */
 export function requireAllowedOrigin(request: FastifyRequest, config: Config): void {
   const origin = request.headers.origin;
-  if (!origin || !config.allowedOrigins.includes(origin)) {
+  if (!origin || !config.allowedOrigins.includes(origin) || request.headers['sec-fetch-site'] === 'cross-site') {
     throw new ApiError('forbidden', 'This origin may not use cookie-based sessions.');
   }
+}
+
+/**
+ * A request carrying an `Origin` comes from a browser (browsers send one with every POST, `null` included),
+ * and a browser never receives a refresh token in a body, where page scripts could read it (PRODUCT.md
+ * "Browsers"). It is refused before anything is issued or spent, rather than silently switched to a
+ * cookie, so the client learns to ask for `client: "browser"`. Hybrid apps whose web view sends an
+ * Origin are let through by LATCHKEY_NATIVE_ORIGINS.
+ */
+export function refuseBodyTokensToBrowsers(request: FastifyRequest, config: Config, problem: string): void {
+  const origin = request.headers.origin;
+  if (origin !== undefined && !config.nativeOrigins.includes(origin)) throw new ApiError('invalid_request', problem);
 }
 
 /** A compact JWS: three base64url segments without padding (RFC 7515 §7.1). */
@@ -92,7 +106,7 @@ function cookieAttributes(config: Config) {
 }
 
 /**
- * Where the refresh token came from. Channel binding (PRODUCT.md): one issued in a cookie is accepted only
+ * Where the refresh token came from. Channel binding (README "Browser (SPA) flow"): one issued in a cookie is accepted only
  * from the cookie, one issued in a body only from a body; both at once is a 400.
  */
 export function presentedRefreshToken(

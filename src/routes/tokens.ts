@@ -5,6 +5,7 @@ import type { Accounts } from '../accounts/accounts.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
 import type { BearerAuth } from '../tokens/bearer.js';
+import { channelOf, type Clients } from '../tokens/clients.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
 import type { Revocations } from '../tokens/revocation.js';
 import { emailField, passwordField } from './accounts.js';
@@ -15,6 +16,7 @@ import {
   clientContext,
   parse,
   presentedRefreshToken,
+  refuseBodyTokensToBrowsers,
   requireAllowedOrigin,
   sendTokens,
 } from './common.js';
@@ -23,6 +25,8 @@ const loginBody = z.strictObject({
   email: emailField,
   password: passwordField,
   client: z.enum(['browser', 'native']).default('native'),
+  // RFC 9068 §2.2: which application the session is for (a registered client; see tokens/clients.ts).
+  client_id: z.string().max(64).optional(),
 });
 
 const refreshBody = z.strictObject({ refresh_token: z.string().min(1).max(512).optional() });
@@ -32,18 +36,21 @@ export interface TokenRouteOptions {
   issuer: TokenIssuer;
   revocations: Revocations;
   bearer: BearerAuth;
+  clients: Clients;
   config: Config;
 }
 
-export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, config }) => {
+export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, clients, config }) => {
   // Only these routes read or set the refresh cookie; everything else (JWKS, /verify) skips the parsing.
   await app.register(fastifyCookie);
   app.post('/login', attemptLimit(config), async (request, reply) => {
     const body = parse(loginBody, request.body);
     const browser = body.client === 'browser';
     if (browser) requireAllowedOrigin(request, config);
+    else refuseBodyTokensToBrowsers(request, config, 'client: a request with an Origin comes from a browser, which must log in with "browser"');
+    const client = clients.resolve(body.client_id, body.client, request.headers.origin);
     const user = await accounts.authenticate(body.email, body.password);
-    const issued = await issuer.startSession(user, browser ? 'cookie' : 'body', clientContext(request));
+    const issued = await issuer.startSession(user, channelOf(body.client), clientContext(request), client);
     return sendTokens(reply, config, issued, browser);
   });
 
@@ -51,6 +58,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const body = parse(refreshBody, request.body);
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     if (!presented) throw new ApiError('invalid_request', 'refresh_token: required (in the body or the cookie)');
+    if (presented.channel === 'body') refuseBodyTokensToBrowsers(request, config, 'refresh_token: a request with an Origin comes from a browser, which refreshes with the cookie');
     const issued = await issuer.refresh(presented.token, presented.channel, clientContext(request));
     return sendTokens(reply, config, issued, presented.channel === 'cookie');
   });

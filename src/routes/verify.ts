@@ -1,23 +1,41 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config.js';
+import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import { bearerToken } from './common.js';
 
 /**
- * Forward auth for gateways (nginx auth_request, Traefik ForwardAuth, Envoy ext_authz in HTTP mode):
- * 200 with the user in headers for a valid, unrevoked Bearer token; 401 otherwise; 503 while revocation
- * state cannot be checked (unless a bounded fail-open window is configured).
+ * Forward auth for gateways: 200 with the user in headers for a valid, unrevoked Bearer token; 401
+ * otherwise; 503 while revocation state cannot be checked (unless a bounded fail-open window is
+ * configured). Every method, at `/verify` and anything below it, because gateways ask differently:
+ * - nginx `auth_request` sends a GET to a fixed URI;
+ * - Traefik ForwardAuth sends a GET with the original request in X-Forwarded-Method and X-Forwarded-Uri;
+ * - Envoy ext_authz (HTTP service) repeats the original method and appends the original path to a
+ *   prefix (`/verify/orders/42`), without the body unless told to buffer it.
+ * The answer depends on the token alone; the method, path and any body are ignored (the body unread).
  */
-export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Config }> = async (app, { bearer, config }) => {
-  app.get('/verify', async (request, reply) => {
+export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Config; store: Store }> = async (app, { bearer, config, store }) => {
+  const names = config.verifyHeaders;
+  // A body an ext_authz service was told to forward is neither parsed nor refused.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, _payload, done) => done(null, undefined));
+
+  const verify = async (request: FastifyRequest, reply: FastifyReply) => {
     const { claims, revocationChecked } = await bearer.check(bearerToken(request), config.verifyFailOpen * 1000);
-    return reply
+    reply
       .header('cache-control', 'no-store')
-      .header('x-user-id', claims.sub)
-      .header('x-user-roles', (claims.roles ?? []).join(','))
-      .header('x-session-id', claims.sid)
-      .header('x-revocation-checked', String(revocationChecked))
-      .code(200)
-      .send();
-  });
+      .header(names.user, claims.sub)
+      .header(names.roles, (claims.roles ?? []).join(','))
+      .header(names.session, claims.sid)
+      .header('x-revocation-checked', String(revocationChecked));
+    if (claims.client_id) reply.header(names.client, claims.client_id);
+    if (names.email) {
+      // Only on request (a store read per check). A user gone since the check simply gets no header.
+      const user = await store.getUser(claims.sub);
+      if (user) reply.header(names.email, user.email);
+    }
+    return reply.code(200).send();
+  };
+  app.all('/verify', verify);
+  app.all('/verify/*', verify);
 };

@@ -1,3 +1,4 @@
+import { applyGlobal, revokedGlobally, type GlobalRevocation } from '@latchkey/verifier/protocol';
 import { sessionTag } from './session-tag.js';
 import type {
   CreateSessionResult,
@@ -14,6 +15,7 @@ interface MemSession extends SessionRecord {
   macKey: Buffer;
   current: Buffer;
   channel: string;
+  client: string | null;
   /** The token spent last, while the grace window may still need it. */
   spent: { hash: Buffer; at: number; nonce: string } | null;
 }
@@ -32,6 +34,7 @@ export class MemoryStore implements Store {
   private readonly emails = new Map<string, string>();
   private readonly sessions = new Map<string, Map<string, MemSession>>();
   private readonly denied = new Map<string, number>();
+  private global: GlobalRevocation = { all: 0, roles: {} };
   private latestNow = 0;
   private readonly sweeper: NodeJS.Timeout;
 
@@ -96,6 +99,7 @@ export class MemoryStore implements Store {
       macKey: Buffer.from(s.macKey),
       current: Buffer.from(s.secretHash),
       channel: s.channel,
+      client: s.client ?? null,
       spent: null,
     });
     this.sessions.set(s.userId, live);
@@ -106,6 +110,8 @@ export class MemoryStore implements Store {
       expiresAt,
       absoluteExpiresAt,
       roles: [...user.roles],
+      client: s.client ?? null,
+      createdAt: s.now,
     };
   }
 
@@ -120,6 +126,7 @@ export class MemoryStore implements Store {
       return { status: 'invalid' };
     }
     if (s.channel !== q.channel) return { status: 'invalid' };
+    if (q.client !== undefined && s.client !== q.client) return { status: 'invalid' };
     if (q.now >= s.expiresAt) {
       live.delete(s.id);
       return { status: 'invalid' };
@@ -181,14 +188,26 @@ export class MemoryStore implements Store {
     if (expiresAt > now) this.denied.set(`${userId}:${jti}`, expiresAt);
   }
 
-  async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
+  async isAccessTokenActive(
+    c: { userId: string; sessionId: string; jti: string; iat: number; roles?: readonly string[] },
+    now: number,
+  ): Promise<boolean> {
     this.seen(now);
+    if (revokedGlobally(this.global, c)) return false;
     const deniedUntil = this.denied.get(`${c.userId}:${c.jti}`);
     if (deniedUntil !== undefined && deniedUntil > now) return false;
     const s = this.sessions.get(c.userId)?.get(c.sessionId);
     if (!s || s.expiresAt <= now || s.absoluteExpiresAt <= now) return false;
     const u = this.users.get(c.userId);
     return !!u && !u.disabled;
+  }
+
+  async revokeEveryone(revokedAfter: number, role: string | null): Promise<void> {
+    this.global = applyGlobal(this.global, { ra: revokedAfter, role });
+  }
+
+  async globalRevocation(): Promise<GlobalRevocation> {
+    return structuredClone(this.global);
   }
 
   /** No verifier can read this store: revocations reach latchkey's own endpoints, which read it directly. */
@@ -211,7 +230,7 @@ export class MemoryStore implements Store {
   }
 
   private state(s: MemSession, roles: string[]) {
-    return { tag: sessionTag(s.macKey, s.current), expiresAt: s.expiresAt, absoluteExpiresAt: s.absoluteExpiresAt, roles };
+    return { tag: sessionTag(s.macKey, s.current), expiresAt: s.expiresAt, absoluteExpiresAt: s.absoluteExpiresAt, roles, client: s.client, createdAt: s.createdAt };
   }
 
   /** The user's sessions with expired ones dropped (what Redis TTLs do on their own). */

@@ -35,7 +35,15 @@ export function redisOptions(o: Pick<RedisConnectionOptions, 'keyPrefix' | 'comm
  */
 export function connectRedis(o: RedisConnectionOptions): Redis | Cluster {
   const options = redisOptions(o);
-  if ('url' in o) return new Redis(o.url, options);
+  if ('url' in o) {
+    // Credentials in the URL win; REDIS_USERNAME / REDIS_PASSWORD(_FILE) fill in what it leaves out.
+    const url = new URL(o.url);
+    return new Redis(o.url, {
+      ...options,
+      username: decodeURIComponent(url.username) || o.username,
+      password: decodeURIComponent(url.password) || o.password,
+    });
+  }
   if ('sentinel' in o) {
     const first = new URL(o.sentinel.sentinels[0]!);
     return new Redis({

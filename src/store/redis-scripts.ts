@@ -7,11 +7,15 @@
  *   {uid}:ss         zset    live session ids scored by when their current refresh token expires (ms) —
  *                            readable by verifiers
  *   {uid}:s:<sid>    hash    a session: k mac key, c current token hash, h channel (c|b), t created,
- *                            l last used, a absolute expiry, i ip, u + v user agent — latchkey only
+ *                            l last used, a absolute expiry, i ip, u + v user agent, o client id (absent for
+ *                            the channel's default client) — latchkey only
  *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters) and
  *                            when it was spent (ms); lives only for the grace window — latchkey only
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
  *                            readable by verifiers
+ *   global           hash    the incident switch: ra (ms) and ra:<role> — readable by verifiers; in a slot of
+ *                            its own, so no script touches it with a user's keys: latchkey reads it with a
+ *                            command of its own beside each check (see RedisStore.isAccessTokenActive)
  *
  * Keys a script touches arrive as KEYS. Where a script must reach sessions it only learns about from the
  * index (eviction, revoke-all, listing), it derives their names from KEYS[idx] by swapping the `ss` suffix:
@@ -49,7 +53,7 @@ local function ua2(ua) return string.sub(ua, 65, 128) end
  * KEYS[1] user hash, KEYS[2] user state, KEYS[3] session index, KEYS[4] new session hash
  * ARGV[1] session id, ARGV[2] secret hash (32 bytes), ARGV[3] mac key (16 bytes), ARGV[4] channel (c|b),
  * ARGV[5] now, ARGV[6] refresh ttl ms, ARGV[7] absolute ttl ms, ARGV[8] ip, ARGV[9] user agent,
- * ARGV[10] max live sessions per user
+ * ARGV[10] max live sessions per user, ARGV[11] client id ('' for the channel's default: nothing stored)
  * Returns {'created', tag, exp, abs, roles, {evicted session ids}} or {'user_unavailable'}.
  */
 export const createSessionLua = `${WRITES}${prelude}
@@ -72,6 +76,7 @@ if excess > 0 then
 end
 redis.call('HSET', KEYS[4], 'k', ARGV[3], 'c', short(ARGV[2]), 'h', ARGV[4], 't', int(now), 'l', int(now),
   'a', int(abs), 'i', ARGV[8], 'u', ua1(ARGV[9]), 'v', ua2(ARGV[9]))
+if ARGV[11] ~= '' then redis.call('HSET', KEYS[4], 'o', ARGV[11]) end
 redis.call('PEXPIRE', KEYS[4], int(exp - now))
 redis.call('ZADD', KEYS[3], int(exp), ARGV[1])
 if redis.call('PTTL', KEYS[3]) < exp - now then redis.call('PEXPIRE', KEYS[3], int(exp - now)) end
@@ -79,20 +84,23 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
 `;
 
 /**
- * The rotation decision (PRODUCT.md "Grace window", RFC 9700 §4.14.2). Exactly one caller presenting the
+ * The rotation decision (README "Security model", RFC 9700 §4.14.2). Exactly one caller presenting the
  * current token rotates; the others within the grace window get the nonce that determines the same
  * successor; any other genuine token of the session is reuse and revokes the session.
  *
  * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key, KEYS[5] user state
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel (c|b),
  * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
- * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent
- * Returns {'rotated', tag, exp, abs, roles} | {'grace', tag, exp, abs, roles, nonce} | {'invalid'} | {'reused'}.
+ * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent, ARGV[12] '1' to accept only
+ * the client ARGV[13] ('' for the channel's default), '0' for any
+ * Returns {'rotated', tag, exp, abs, roles, '', client, created} | {'grace', tag, exp, abs, roles, nonce, client,
+ * created} | {'invalid'} | {'reused'}; `created` (the session's creation, ms) lets latchkey apply the incident
+ * switch.
  */
 export const rotateLua = `${WRITES}${prelude}
 -- The grace value is read back by offsets: hash (16), nonce (22), time.
 if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
-local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a')
+local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o', 't')
 local mk, h = s[1], ARGV[2]
 -- A token not minted for this session (forged from a known session id) changes nothing.
 if not mk or #h ~= 32 or tag(mk, h) ~= ARGV[3] then return {'invalid'} end
@@ -105,6 +113,9 @@ local u = {redis.call('HGET', KEYS[5], 'dis'), redis.call('HGET', KEYS[1], 'role
 if u[1] ~= '0' or not u[2] then revoke() return {'invalid'} end
 -- Channel binding: a cookie token is refused in a body and vice versa.
 if s[3] ~= ARGV[4] then return {'invalid'} end
+-- A token of another client's session is refused before anything changes (RFC 6749 §6).
+local client = s[5] or ''
+if ARGV[12] == '1' and client ~= ARGV[13] then return {'invalid'} end
 local now, exp, abs = tonumber(ARGV[7]), tonumber(redis.call('ZSCORE', KEYS[2], ARGV[1]) or '0'), tonumber(s[4])
 if now >= exp then revoke() return {'invalid'} end
 local grace = tonumber(ARGV[9])
@@ -119,14 +130,14 @@ if h == s[2] then
   else
     redis.call('DEL', KEYS[4])
   end
-  return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2]}
+  return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2], '', client, s[6]}
 end
 -- Only the immediately previous token gets grace, and only while its successor is still current: every
 -- rotation overwrites the grace key, so it always describes the token spent last.
 local g = redis.call('GET', KEYS[4])
 if g and string.sub(g, 1, 16) == h and now - tonumber(string.sub(g, 39)) < grace then
   redis.call('HSET', KEYS[3], 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
-  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38)}
+  return {'grace', tag(mk, s[2]), int(exp), int(abs), u[2], string.sub(g, 17, 38), client, s[6]}
 end
 revoke()
 return {'reused'}
@@ -192,4 +203,17 @@ for n = 1, #live, 2 do
   if f[1] then table.insert(out, {sid, f[1], f[2], live[n + 1], f[3], f[4] or '', (f[5] or '') .. (f[6] or '')}) end
 end
 return out
+`;
+
+/**
+ * The incident switch (RedisStore.revokeEveryone). Only moves a mark forward; kept as long as a session
+ * created before it could live.
+ * KEYS[1] global
+ * ARGV[1] field (ra, or ra:<role>), ARGV[2] revoked-after (ms), ARGV[3] how long to keep the mark (ms)
+ */
+export const revokeEveryoneLua = `${WRITES}${prelude}
+local at = tonumber(ARGV[2])
+if at > tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') then redis.call('HSET', KEYS[1], ARGV[1], int(at)) end
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return 1
 `;

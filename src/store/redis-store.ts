@@ -2,13 +2,24 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import { StoreUnavailableError } from '../errors.js';
+import { traced } from '../tracing.js';
 import { connectRedis, type RedisConnectionOptions } from './redis-connection.js';
-import { encodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from '@latchkey/verifier/protocol';
+import {
+  encodeFact,
+  isActiveArgs,
+  isActiveLua,
+  keyNames,
+  parseGlobal,
+  revokedGlobally,
+  type GlobalRevocation,
+  type RevocationFact,
+} from '@latchkey/verifier/protocol';
 import {
   createSessionLua,
   listSessionsLua,
   revokeAllLua,
   revokeByTokenLua,
+  revokeEveryoneLua,
   revokeSessionLua,
   rotateLua,
 } from './redis-scripts.js';
@@ -22,6 +33,7 @@ import type {
   RotateResult,
   SessionRecord,
   Store,
+  StoreCommand,
   UserRecord,
 } from './store.js';
 
@@ -36,6 +48,7 @@ const scripts = {
   lkRevokeAll: { numberOfKeys: 3, lua: revokeAllLua },
   lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
   lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
+  lkRevokeEveryone: { numberOfKeys: 1, lua: revokeEveryoneLua },
 } as const;
 
 type ScriptName = keyof typeof scripts;
@@ -128,10 +141,22 @@ export class RedisStore implements Store {
     }
   }
 
+  private observer: ((command: StoreCommand) => void) | undefined;
+
+  observe(listener: (command: StoreCommand) => void): void {
+    this.observer = listener;
+  }
+
   private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
     try {
-      return await fn();
+      const result = await traced(`store ${what}`, fn, { 'db.system.name': 'redis' });
+      this.observer?.({ command: what, seconds: (performance.now() - started) / 1000, failure: null });
+      return result;
     } catch (err) {
+      // ioredis rejects with "Command timed out" once commandTimeout passes.
+      const failure = /timed out/i.test((err as Error).message) ? 'timeout' : 'error';
+      this.observer?.({ command: what, seconds: (performance.now() - started) / 1000, failure });
       throw new StoreUnavailableError(`redis ${what} failed: ${(err as Error).message}`, { cause: err });
     }
   }
@@ -209,9 +234,10 @@ export class RedisStore implements Store {
       s.ip ?? '',
       s.userAgent ?? '',
       s.maxSessions,
+      s.client ?? '',
     )) as Reply;
     if (r[0] !== 'created') return { status: 'user_unavailable' };
-    return { status: 'created', ...issued(r), evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
+    return { status: 'created', ...issued(r, s.now), client: s.client ?? null, evicted: ((r[5] ?? []) as unknown as string[]).map(String) };
   }
 
   async rotate(q: RotateRequest): Promise<RotateResult> {
@@ -233,12 +259,14 @@ export class RedisStore implements Store {
       q.graceMs,
       q.ip ?? '',
       q.userAgent ?? '',
+      q.client === undefined ? '0' : '1',
+      q.client ?? '',
     )) as Reply;
     switch (r[0]) {
       case 'rotated':
-        return { status: 'rotated', ...issued(r) };
+        return { status: 'rotated', ...issued(r, Number(r[7] ?? 0)) };
       case 'grace':
-        return { status: 'grace', ...issued(r), successorNonce: String(r[5]) };
+        return { status: 'grace', ...issued(r, Number(r[7] ?? 0)), successorNonce: String(r[5]) };
       case 'reused':
         return { status: 'reused' };
       default:
@@ -296,10 +324,26 @@ export class RedisStore implements Store {
     await this.run('denyAccessToken', () => this.client.set(k.deny(userId, jti), '1', 'PX', ttl));
   }
 
-  async isAccessTokenActive(c: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean> {
+  /**
+   * The user's revocation state and the incident switch live in different Cluster slots, so one script
+   * cannot read both: the switch is read by a command of its own, sent together with the script (one
+   * round trip on a single node) and never cached, so a switch pulled on any instance holds here at once.
+   */
+  async isAccessTokenActive(
+    c: { userId: string; sessionId: string; jti: string; iat: number; roles?: readonly string[] },
+    now: number,
+  ): Promise<boolean> {
     const [state, index, deny, ...argv] = isActiveArgs('', { sub: c.userId, sid: c.sessionId, jti: c.jti }, now);
-    const r = await this.script('lkIsActive', state!, index!, deny!, ...argv);
-    return r === 1;
+    const [r, global] = await Promise.all([this.script('lkIsActive', state!, index!, deny!, ...argv), this.globalRevocation()]);
+    return r === 1 && !revokedGlobally(global, c);
+  }
+
+  async revokeEveryone(revokedAfter: number, role: string | null, retainMs: number): Promise<void> {
+    await this.script('lkRevokeEveryone', k.global, role === null ? 'ra' : `ra:${role}`, revokedAfter, Math.max(1, Math.ceil(retainMs)));
+  }
+
+  async globalRevocation(): Promise<GlobalRevocation> {
+    return parseGlobal(await this.run('globalRevocation', () => this.client.hgetall(k.global)));
   }
 
   /**
@@ -321,7 +365,7 @@ export class RedisStore implements Store {
 
   /**
    * Confirms that every revocation made before this call is on `replicasToAck` replicas, so a failover
-   * cannot bring it back (PRODUCT.md: lost data must not revive a revoked token). Writes a marker on the
+   * cannot bring it back (README "Security model": lost data must not revive a revoked token). Writes a marker on the
    * acks connection and WAITs for it: the master applied the revocation before the marker, replicas apply
    * the stream in order, so a replica holding the marker holds the revocation. Throws
    * StoreUnavailableError (503) when too few replicas answer in time; revoking again is harmless.
@@ -376,12 +420,14 @@ export class RedisStore implements Store {
 /** The channel as stored: one byte per session instead of a word. */
 const channelCode = (c: Channel): string => (c === 'cookie' ? 'c' : 'b');
 
-function issued(r: Reply): IssuedState {
+function issued(r: Reply, createdAt: number): IssuedState {
   return {
     tag: String(r[1]),
     expiresAt: Number(r[2]),
     absoluteExpiresAt: Number(r[3]),
     roles: parseRoles(r[4]),
+    client: r[6] ? String(r[6]) : null,
+    createdAt,
   };
 }
 

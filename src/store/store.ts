@@ -14,7 +14,7 @@
  *   revoked" in place of an error.
  */
 
-import type { RevocationFact } from '@latchkey/verifier/protocol';
+import type { GlobalRevocation, RevocationFact } from '@latchkey/verifier/protocol';
 
 export type Channel = 'cookie' | 'body';
 
@@ -52,6 +52,8 @@ export interface NewSession {
   /** Per-session key that authenticates this session's tokens (see `tag`). 16 random bytes. */
   macKey: Buffer;
   channel: Channel;
+  /** The client the session is for (RFC 9068 §2.2); null: its channel's default client, stored as nothing. */
+  client?: string | null;
   userAgent: string | null;
   ip: string | null;
   now: number;
@@ -74,6 +76,11 @@ export interface PresentedToken {
 
 export interface RotateRequest extends PresentedToken {
   channel: Channel;
+  /**
+   * When given, only a session of this client (null: the channel's default) rotates; any other is
+   * 'invalid' and stays as it is (RFC 6749 §6: the refresh token must have been issued to the client).
+   */
+  client?: string | null;
   /** SHA-256 of the candidate successor's secret. Used only if this call rotates. */
   successorHash: Buffer;
   /**
@@ -94,6 +101,10 @@ export interface IssuedState {
   expiresAt: number;
   absoluteExpiresAt: number;
   roles: string[];
+  /** The session's client, as given to createSession. */
+  client: string | null;
+  /** When the session was created (ms); the incident switch refuses sessions created before its mark. */
+  createdAt: number;
 }
 
 export type RotateResult =
@@ -111,8 +122,19 @@ export type CreateSessionResult =
   | ({ status: 'created'; evicted: string[] } & IssuedState)
   | { status: 'user_unavailable' };
 
+/** One call to the store's backend (Redis), for metrics: no key, no argument, only its family. */
+export interface StoreCommand {
+  /** The store operation: a method name or a script name (`lkRotate`). */
+  command: string;
+  seconds: number;
+  failure: 'timeout' | 'error' | null;
+}
+
 export interface Store {
   readonly kind: 'redis' | 'memory';
+
+  /** Reports every call to the backend. A store with no backend to call (memory) need not implement it. */
+  observe?(listener: (command: StoreCommand) => void): void;
 
   /** Adds a user unless the e-mail is taken. */
   createUser(user: UserRecord): Promise<'created' | 'conflict'>;
@@ -138,8 +160,24 @@ export interface Store {
 
   /** Deny-lists an access token's `jti` until `expiresAt`. */
   denyAccessToken(userId: string, jti: string, expiresAt: number, now: number): Promise<void>;
-  /** Is an access token with these claims still good: not deny-listed, session live, user enabled. */
-  isAccessTokenActive(claims: { userId: string; sessionId: string; jti: string }, now: number): Promise<boolean>;
+  /**
+   * Is an access token with these claims still good: not deny-listed, session live, user enabled, and not
+   * issued before the incident switch's mark for its roles (`revokedGlobally`). The switch is read at
+   * every call, never cached, so it holds on every instance at once.
+   */
+  isAccessTokenActive(
+    claims: { userId: string; sessionId: string; jti: string; iat: number; roles?: readonly string[] },
+    now: number,
+  ): Promise<boolean>;
+
+  /**
+   * The incident switch: from now on every session created before `revokedAfter` (ms, a whole second) is
+   * revoked — every user's, or with `role` only those of users holding it. Marks only move forward; the
+   * mark is kept for `retainMs` (the longest a session lives), after which nothing it could refuse exists.
+   */
+  revokeEveryone(revokedAfter: number, role: string | null, retainMs: number): Promise<void>;
+  /** The incident switch's marks (0 where never pulled). */
+  globalRevocation(): Promise<GlobalRevocation>;
 
   /**
    * Tells verifiers about revocations that are done (Redis: appends to the revocation stream they follow,

@@ -14,6 +14,8 @@ export interface AccessClaims {
   jti: string;
   sid: string;
   roles?: string[];
+  /** The client the session was started for (RFC 9068 §2.2); older tokens may lack it. */
+  client_id?: string;
 }
 
 export interface AccessTokenOptions {
@@ -48,7 +50,7 @@ export class AccessTokens {
    * small machine costs about 100 µs more CPU per RS256 signature. Verification stays with jose, and the
    * tests verify what is signed here with jose.
    */
-  async sign(p: { userId: string; sessionId: string; roles: string[]; now: number; notAfter: number; inline?: boolean }) {
+  async sign(p: { userId: string; sessionId: string; clientId?: string; roles: string[]; now: number; notAfter: number; inline?: boolean }) {
     const signer = this.keys.signer(p.now);
     if (!signer) throw new NoSigningKeyError();
     const iat = Math.floor(p.now / 1000);
@@ -56,6 +58,7 @@ export class AccessTokens {
     const jti = randomToken(16);
     const claims: AccessClaims = { iss: this.opts.issuer, sub: p.userId, aud: this.opts.audience, iat, exp, jti, sid: p.sessionId };
     if (p.roles.length > 0) claims.roles = p.roles;
+    if (p.clientId) claims.client_id = p.clientId;
     const input = `${this.header(signer.kid)}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const signature = p.inline
       ? rsaSign('sha256', Buffer.from(input), signer.privateKey).toString('base64url')
@@ -74,11 +77,13 @@ export class AccessTokens {
   }
 
   /**
-   * Verifies signature, algorithm, type, issuer, audience and lifetime against the keys published now.
-   * Revocation is the caller's second step. Any failure is `invalid_token` with no further detail.
+   * Verifies shape, signature, algorithm, type, issuer, audience and times against the keys published now.
+   * Revocation is the caller's second step. Any failure, whatever threw it, is `invalid_token` with no
+   * further detail: nothing a client sends may end in a 5xx.
    */
   async verify(token: string, now: number): Promise<AccessClaims> {
     try {
+      if (!wellFormed(token)) throw new Error('not a JWS compact serialisation latchkey signs');
       const { payload } = await jwtVerify(
         token,
         (header: JWTHeaderParameters) => {
@@ -97,14 +102,47 @@ export class AccessTokens {
         },
       );
       if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string' || typeof payload.sub !== 'string') {
-        throw new errors.JWTClaimValidationFailed('malformed claims', payload);
+        throw new Error('malformed claims');
+      }
+      const { iat, exp } = payload as { iat: number; exp: number };
+      // jose takes any JSON number: Infinity (1e309), fractions, an iat after exp or in the future.
+      // latchkey signs whole seconds (RFC 7519 §2 NumericDate) and never a longer lifetime than configured.
+      if (
+        !Number.isSafeInteger(iat) ||
+        !Number.isSafeInteger(exp) ||
+        iat > now / 1000 + this.opts.clockSkewSeconds ||
+        iat >= exp ||
+        exp - iat > this.opts.ttlSeconds
+      ) {
+        throw new Error('implausible times');
       }
       return payload as unknown as AccessClaims;
     } catch (err) {
-      if (err instanceof errors.JOSEError) throw invalidToken();
-      throw err;
+      // Every refusal is the same 401 for the client; metrics learn whether it was only the lifetime.
+      throw Object.assign(invalidToken(), { refusal: err instanceof errors.JWTExpired ? 'expired' : 'invalid' });
     }
   }
+}
+
+/**
+ * Exactly three unpadded base64url segments (RFC 7515 §2, §7.1), and no byte order mark before the
+ * header's or the payload's JSON (RFC 8259 §8.1): jose's decoders let padding and a BOM through.
+ */
+function wellFormed(token: string): boolean {
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return false;
+  const [header, payload] = token.split('.') as [string, string];
+  return !startsWithBom(header) && !startsWithBom(payload);
+}
+
+/** The first four base64url characters are exactly the first three bytes. */
+const startsWithBom = (segment: string) => Buffer.from(segment.slice(0, 4), 'base64url').equals(Buffer.from([0xef, 0xbb, 0xbf]));
+
+/**
+ * Why `verify` refused a token, for metrics only: the client gets the same `invalid_token` either way.
+ * `expired` only when everything but the lifetime held (jose checks the signature first).
+ */
+export function refusalOf(err: unknown): 'expired' | 'invalid' {
+  return (err as { refusal?: string }).refusal === 'expired' ? 'expired' : 'invalid';
 }
 
 /** RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518 §3.3), base64url-encoded. */

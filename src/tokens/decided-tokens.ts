@@ -1,5 +1,5 @@
 import { followRevocations, TokenCache, type RedisClientLike, type RevocationFollower } from '@latchkey/verifier';
-import type { RevocationFact } from '@latchkey/verifier/protocol';
+import { applyGlobal, revokedGlobally, type GlobalRevocation, type RevocationFact } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
 import type { AuthEvent } from '../events.js';
 import type { AccessClaims } from './access-token.js';
@@ -55,6 +55,8 @@ export class DecidedTokens {
   /** Revoked session ids and deny-listed jtis, each until no token it applies to can be accepted. */
   private readonly revokedSids = new Map<string, number>();
   private readonly deniedJtis = new Map<string, number>();
+  /** The incident switch (read at every stream resync, then kept current by facts and events). */
+  private global: GlobalRevocation = { all: 0, roles: {} };
   private readonly follower: RevocationFollower | null;
   private readonly pruner: NodeJS.Timeout;
   /** Bumped whenever cached decisions are dropped: an answer asked for before that is not cached after. */
@@ -68,6 +70,7 @@ export class DecidedTokens {
           keyPrefix: o.stream.keyPrefix,
           logger: o.log,
           onFact: (fact) => this.apply(fact),
+          onGlobal: (g) => (this.global = g),
           onReset: (why) => this.reset(why),
         })
       : null;
@@ -89,14 +92,14 @@ export class DecidedTokens {
     const hit = this.tokens.get(token, now);
     if (hit === undefined) return undefined;
     const { claims } = hit;
-    if (this.revokedSids.has(claims.sid) || this.deniedJtis.has(claims.jti)) return REVOKED;
+    if (this.revoked(claims)) return REVOKED;
     if (!this.following() || !this.o.keyPublished(hit.kid, now)) return undefined;
     return claims;
   }
 
   /** True if this token's session or jti is known to be revoked (checked after a store lookup, too). */
   revoked(claims: AccessClaims): boolean {
-    return this.revokedSids.has(claims.sid) || this.deniedJtis.has(claims.jti);
+    return this.revokedSids.has(claims.sid) || this.deniedJtis.has(claims.jti) || revokedGlobally(this.global, claims);
   }
 
   /** Taken before asking the store; `remember` caches the answer only if nothing was missed meanwhile. */
@@ -136,6 +139,9 @@ export class DecidedTokens {
       case 'access_token_denied':
         this.deniedJtis.set(event.jti, until);
         break;
+      case 'everyone_revoked':
+        this.global = applyGlobal(this.global, { ra: event.revokedAfter, role: event.role });
+        break;
     }
   }
 
@@ -148,7 +154,8 @@ export class DecidedTokens {
   private apply(fact: RevocationFact): void {
     const until = fact.exp + this.o.skewMs;
     if (fact.type === 'sid') this.revokedSids.set(fact.sid, Math.max(until, this.revokedSids.get(fact.sid) ?? 0));
-    else this.deniedJtis.set(fact.jti, Math.max(until, this.deniedJtis.get(fact.jti) ?? 0));
+    else if (fact.type === 'jti') this.deniedJtis.set(fact.jti, Math.max(until, this.deniedJtis.get(fact.jti) ?? 0));
+    else this.global = applyGlobal(this.global, fact);
   }
 
   private reset(why: string): void {

@@ -1,6 +1,9 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { revokedBefore } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
 import { invalidCredentials, invalidGrant } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { traced } from '../tracing.js';
 import type { Channel, Store, UserRecord } from '../store/store.js';
 import type { AccessTokens } from './access-token.js';
 import {
@@ -14,6 +17,7 @@ import {
   successorSecret,
 } from './refresh-token.js';
 import type { Revocations } from './revocation.js';
+import { DEFAULT_CLIENTS } from '../config.js';
 
 export interface ClientContext {
   ip: string | null;
@@ -64,10 +68,21 @@ export class TokenIssuer {
     this.log = deps.log;
   }
 
-  /** Starts a session (a refresh family) for an authenticated user. */
-  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+  /**
+   * Starts a session (a refresh family) for an authenticated user, for `client` (null: the channel's
+   * default client; see tokens/clients.ts).
+   */
+  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext, client: string | null = null): Promise<IssuedTokens> {
     return this.issuing(async () => {
-      const now = this.now();
+      let now = this.now();
+      // The incident switch's mark is a whole second ahead of when it was pulled: a login in between
+      // waits for it, so its tokens' `iat` is not before the mark (Revocations.revokeEveryone). `now` is
+      // read before the mark: if the read misses a switch pulled meanwhile, this session is older than it.
+      const mark = revokedBefore(await this.store.globalRevocation(), user.roles);
+      if (now < mark) {
+        await sleep(mark - now);
+        now = Math.max(this.now(), mark);
+      }
       const sessionId = newSessionId();
       const secret = newSecret();
       const created = await this.store.createSession({
@@ -76,6 +91,7 @@ export class TokenIssuer {
         secretHash: hashSecret(secret),
         macKey: newMacKey(),
         channel,
+        client,
         userAgent: ctx.userAgent,
         ip: ctx.ip,
         now,
@@ -89,14 +105,15 @@ export class TokenIssuer {
       if (created.evicted.length > 0) {
         await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap');
       }
-      const access = await this.deps.access.sign({
+      const access = await traced('access token sign', () => this.deps.access.sign({
         userId: user.id,
         sessionId,
+        clientId: clientClaim(client, channel),
         roles: created.roles,
         now,
         notAfter: created.absoluteExpiresAt,
         inline: this.inFlight === 1,
-      });
+      }));
       this.log.info({ userId: user.id, sessionId, channel }, 'login');
       return {
         accessToken: access.token,
@@ -112,13 +129,13 @@ export class TokenIssuer {
    * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
    * rotates, the candidate becomes current; if the token was just spent (grace window), the successor is
    * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
-   * same one.
+   * same one. With `client` (null: the channel's default), only a session of that client rotates.
    */
-  async refresh(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
-    return this.issuing(() => this.rotate(token, channel, ctx));
+  async refresh(token: string, channel: Channel, ctx: ClientContext, client?: string | null): Promise<IssuedTokens> {
+    return this.issuing(() => this.rotate(token, channel, ctx, client));
   }
 
-  private async rotate(token: string, channel: Channel, ctx: ClientContext): Promise<IssuedTokens> {
+  private async rotate(token: string, channel: Channel, ctx: ClientContext, client: string | null | undefined): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
     if (!presented) {
       this.deps.metrics?.refresh('invalid');
@@ -127,12 +144,17 @@ export class TokenIssuer {
     const now = this.now();
     const nonce = newSuccessorNonce();
     const candidate = successorSecret(presented.secret, nonce);
-    const result = await this.store.rotate({
+    // The incident switch is read beside the rotation (another Cluster slot). `now` was taken before
+    // either: if the read misses a switch pulled meanwhile, the token signed below is older than its mark.
+    const global = this.store.globalRevocation();
+    global.catch(() => undefined);
+    let result = await this.store.rotate({
       userId: presented.userId,
       sessionId: presented.sessionId,
       secretHash: hashSecret(presented.secret),
       tag: presented.tag,
       channel,
+      ...(client !== undefined && { client }),
       successorHash: hashSecret(candidate),
       successorNonce: nonce,
       now,
@@ -141,6 +163,11 @@ export class TokenIssuer {
       userAgent: ctx.userAgent,
       ip: ctx.ip,
     });
+    if ((result.status === 'rotated' || result.status === 'grace') && result.createdAt < revokedBefore(await global, result.roles)) {
+      await this.store.revokeSession(presented.userId, presented.sessionId);
+      this.log.info({ userId: presented.userId, sessionId: presented.sessionId }, 'refresh refused: session older than the incident switch');
+      result = { status: 'invalid' };
+    }
     this.deps.metrics?.refresh(result.status);
     if (result.status === 'reused') {
       // The presenter is refused either way; a revocation that may not survive a failover is worth an alert.
@@ -149,14 +176,15 @@ export class TokenIssuer {
     }
     if (result.status === 'invalid') throw invalidGrant();
     const successor = result.status === 'rotated' ? candidate : successorSecret(presented.secret, result.successorNonce);
-    const access = await this.deps.access.sign({
+    const access = await traced('access token sign', () => this.deps.access.sign({
       userId: presented.userId,
       sessionId: presented.sessionId,
+      clientId: clientClaim(result.client, channel),
       roles: result.roles,
       now,
       notAfter: result.absoluteExpiresAt,
       inline: this.inFlight === 1,
-    });
+    }));
     return {
       accessToken: access.token,
       expiresIn: access.expiresIn,
@@ -181,6 +209,11 @@ export class TokenIssuer {
       this.inFlight--;
     }
   }
+}
+
+/** The `client_id` claim (RFC 9068 §2.2): a session stores its client only when it is not the default. */
+function clientClaim(client: string | null, channel: Channel): string {
+  return client ?? DEFAULT_CLIENTS[channel === 'cookie' ? 'browser' : 'native'];
 }
 
 function secondsUntil(at: number, now: number): number {

@@ -49,7 +49,7 @@ export function parseRefreshToken(token: string): RefreshTokenParts | null {
 }
 
 /**
- * Grace window (PRODUCT.md): re-presenting the just-spent token must return the same successor. A
+ * Grace window (README "Security model"): re-presenting the just-spent token must return the same successor. A
  * successor's secret is HMAC-SHA256(spent secret, nonce) with a fresh random nonce; the store keeps the
  * nonce for the window only. The nonce alone yields nothing (the spent secret is never stored), so the
  * store's copy is useless on its own, yet every holder of the spent token derives the same successor.

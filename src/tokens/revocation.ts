@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { ApiError } from '../errors.js';
 import type { AuthEvent, EventBus, SessionRevokeReason, UserRevokeReason } from '../events.js';
+import type { Metrics } from '../metrics.js';
 import type { Store } from '../store/store.js';
 import type { RevocationFact } from '@latchkey/verifier/protocol';
 import type { AccessClaims } from './access-token.js';
@@ -18,11 +19,14 @@ export interface RevocationsDeps {
   horizonMs: number;
   /** Clock skew plus drift margin, in ms: how long past `exp` a deny-list entry must outlive the token. */
   graceAfterExpMs: number;
+  metrics?: Pick<Metrics, 'revocationPublished'>;
+  /** The longest a session lives (ms): how long the incident switch's mark must be kept. Default 30 days. */
+  sessionMaxMs?: number;
 }
 
 /**
- * Every way a session or token is revoked ends the same way (PRODUCT.md "Revocation that resource servers
- * can see"): the store has revoked it; then it is logged, emitted as an event, announced on the revocation
+ * Every way a session or token is revoked ends the same way (README "Security model"): the store has
+ * revoked it; then it is logged, emitted as an event, announced on the revocation
  * stream for verifiers, and — where the store has replicas to wait for — confirmed to survive a failover.
  */
 export class Revocations {
@@ -117,6 +121,28 @@ export class Revocations {
     );
   }
 
+  /**
+   * The incident switch: every session created before now is revoked — every user's, or with `role` only
+   * those of users holding it — at latchkey's endpoints and GET /verify at once (each check reads the
+   * mark), refresh refused for those sessions, and verifiers within about a second (a `global` fact).
+   * The mark is rounded up to the next whole second, since access tokens carry `iat` in whole seconds;
+   * logins in the rest of that second are held until it (TokenIssuer.startSession), so they stay valid.
+   * There is nothing to undo: users log in again. Returns the mark (ms).
+   */
+  async revokeEveryone(role: string | null = null): Promise<number> {
+    const now = this.deps.clock();
+    const revokedAfter = Math.ceil(now / 1000) * 1000;
+    const retainMs = (this.deps.sessionMaxMs ?? 30 * 86_400_000) + this.deps.horizonMs;
+    await this.deps.store.revokeEveryone(revokedAfter, role, retainMs);
+    this.deps.log.warn({ event: 'everyone_revoked', revokedAfter, role }, role === null ? 'every session of every user revoked' : `every session of every ${role} revoked`);
+    await this.finish(
+      now,
+      [{ type: 'everyone_revoked', revokedAfter, role }],
+      [{ type: 'global', ra: revokedAfter, role, exp: now + this.deps.horizonMs }],
+    );
+    return revokedAfter;
+  }
+
   private sidFact(uid: string, sid: string, now: number): RevocationFact {
     return { type: 'sid', uid, sid, exp: now + this.deps.horizonMs };
   }
@@ -137,7 +163,9 @@ export class Revocations {
     if (facts.length === 0) return;
     try {
       await this.deps.store.publish(facts, now);
+      this.deps.metrics?.revocationPublished((this.deps.clock() - now) / 1000);
     } catch (err) {
+      this.deps.metrics?.revocationPublished(null);
       this.deps.log.error({ reason: (err as Error).message, facts: facts.length }, 'could not publish revocations to verifiers');
     }
   }

@@ -60,12 +60,14 @@ describe.each(storeKinds)('register and login (%s store)', (kind) => {
     expect(jwks.keys.map((k) => k.kid)).toContain(header.kid);
 
     const claims = decodeJwt(body.access_token);
-    expect(Object.keys(claims).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'].sort());
+    expect(Object.keys(claims).sort()).toEqual(['aud', 'client_id', 'exp', 'iat', 'iss', 'jti', 'sid', 'sub'].sort());
     expect(claims).toMatchObject({
       iss: 'https://auth.example.com',
       aud: 'https://api.example.com',
       sub: user.id,
       sid: body.session_id,
+      // RFC 9068 §2.2; no client named at login: the native channel's default client.
+      client_id: 'latchkey-native',
     });
     expect(claims.exp! - claims.iat!).toBe(900);
     expect(Buffer.from(claims.jti!, 'base64url')).toHaveLength(16);

@@ -31,6 +31,7 @@ describe('responses match openapi.yaml', () => {
     check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD }));
     check('post', '/login', await post(t.app, '/login', { email, password: 'wrong-password' }));
     check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD, client: 'browser' }));
+    check('post', '/login', await post(t.app, '/login', { email, password: PASSWORD }, { origin: ORIGIN }));
     const browser = await loginBrowser(t.app, email, t.config.cookie.name);
     check('post', '/login', browser.res);
 
@@ -38,6 +39,7 @@ describe('responses match openapi.yaml', () => {
     check('post', '/refresh', refreshed);
     check('post', '/refresh', await post(t.app, '/refresh', { refresh_token: 'lk_rt_nope' }));
     check('post', '/refresh', await post(t.app, '/refresh', {}));
+    check('post', '/refresh', await post(t.app, '/refresh', { refresh_token: native.refresh }, { origin: ORIGIN }));
     check('post', '/refresh', await t.app.inject({ method: 'POST', url: '/refresh', headers: { origin: 'https://evil.example' }, cookies: { [t.config.cookie.name]: browser.cookie } }));
     check('post', '/refresh', await t.app.inject({ method: 'POST', url: '/refresh', headers: { origin: ORIGIN }, cookies: { [t.config.cookie.name]: browser.cookie } }));
 
@@ -57,6 +59,41 @@ describe('responses match openapi.yaml', () => {
     const fresh = await loginNative(t.app, email);
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify', headers: bearer(fresh.access) }));
     check('get', '/verify', await t.app.inject({ method: 'GET', url: '/verify' }));
+
+    const form = (url: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
+      t.app.inject({ method: 'POST', url, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, payload: new URLSearchParams(fields).toString() });
+    for (const method of ['post', 'put', 'patch', 'delete'] as const) {
+      check(method, '/verify', await t.app.inject({ method: method.toUpperCase() as 'POST', url: '/verify', headers: bearer(fresh.access) }));
+      check(method, '/verify', await t.app.inject({ method: method.toUpperCase() as 'POST', url: '/verify' }));
+    }
+    for (const method of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+      check(method, '/verify/{path}', await t.app.inject({ method: method.toUpperCase() as 'POST', url: '/verify/orders/42', headers: bearer(fresh.access) }));
+      check(method, '/verify/{path}', await t.app.inject({ method: method.toUpperCase() as 'POST', url: '/verify/orders/42' }));
+    }
+
+    const oauthLogin = await loginNative(t.app, email);
+    const granted = await form('/token', { grant_type: 'refresh_token', refresh_token: oauthLogin.refresh });
+    check('post', '/token', granted);
+    check('post', '/token', await form('/token', { grant_type: 'refresh_token', refresh_token: 'lk_rt_nope' }));
+    check('post', '/token', await form('/token', { grant_type: 'password', username: email, password: PASSWORD }));
+    check('post', '/token', await form('/token', { grant_type: 'refresh_token', refresh_token: 'x', client_id: 'nobody' }));
+    check('post', '/token', await post(t.app, '/token', { grant_type: 'refresh_token' }));
+    check('post', '/token', await form('/token', { grant_type: 'refresh_token', refresh_token: 'x'.repeat(5000) }));
+    const grantedAccess = (granted.json() as { access_token: string }).access_token;
+    check('get', '/userinfo', await t.app.inject({ url: '/userinfo', headers: bearer(grantedAccess) }));
+    check('get', '/userinfo', await t.app.inject({ url: '/userinfo' }));
+    check('post', '/revoke', await form('/revoke', { token: grantedAccess, token_type_hint: 'access_token' }));
+    check('post', '/revoke', await form('/revoke', { token: (granted.json() as { refresh_token: string }).refresh_token }));
+    check('post', '/revoke', await form('/revoke', {}));
+    check('post', '/revoke', await form('/revoke', { token: 'x', client_id: 'nobody' }));
+    check('post', '/revoke', await post(t.app, '/revoke', { token: 'x' }));
+    check('post', '/revoke', await form('/revoke', { token: 'x'.repeat(5000) }));
+
+    for (const path of ['/.well-known/openid-configuration', '/.well-known/oauth-authorization-server']) {
+      const doc = await t.app.inject(path);
+      check('get', path, doc);
+      check('get', path, await t.app.inject({ url: path, headers: { 'if-none-match': String(doc.headers.etag) } }));
+    }
 
     const jwks = await t.app.inject('/.well-known/jwks.json');
     check('get', '/.well-known/jwks.json', jwks);

@@ -47,7 +47,13 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       return id;
     }
 
-    async function login(userId: string, now = T0, channel: Channel = 'body', extra: Partial<typeof policy> = {}): Promise<Held> {
+    async function login(
+      userId: string,
+      now = T0,
+      channel: Channel = 'body',
+      extra: Partial<typeof policy> = {},
+      client?: string | null,
+    ): Promise<Held> {
       const sessionId = newSessionId();
       const secret = newSecret();
       const macKey = newMacKey();
@@ -64,6 +70,7 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
         refreshTtlMs: p.refreshTtlMs,
         absoluteTtlMs: p.absoluteTtlMs,
         maxSessions: p.maxSessions,
+        ...(client !== undefined && { client }),
       });
       if (r.status !== 'created') throw new Error('session not created');
       expect(r.tag).toBe(sessionTag(macKey, hashSecret(secret)));
@@ -187,6 +194,20 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       expect((await refresh(h0, T0 + MIN)).r.status).toBe('rotated');
     });
 
+    it('a session remembers its client; a rotation for another client is refused and changes nothing', async () => {
+      const user = await newUser();
+      const mobile = await login(user, T0, 'body', {}, 'ios-app');
+      expect((await refresh(mobile, T0 + 1, { client: null })).r.status).toBe('invalid');
+      expect((await refresh(mobile, T0 + 2, { client: 'other' })).r.status).toBe('invalid');
+      const named = await refresh(mobile, T0 + 3, { client: 'ios-app' });
+      expect(named.r).toMatchObject({ status: 'rotated', client: 'ios-app' });
+      // Without a client to check, any session rotates, and the grace answer keeps the client too.
+      expect((await refresh(mobile, T0 + 4)).r).toMatchObject({ status: 'grace', client: 'ios-app' });
+      const plain = await login(user);
+      expect((await refresh(plain, T0 + 5, { client: 'ios-app' })).r.status).toBe('invalid');
+      expect((await refresh(plain, T0 + 6, { client: null })).r).toMatchObject({ status: 'rotated', client: null });
+    });
+
     it('an idle refresh token expires, and rotation never extends the absolute lifetime', async () => {
       const h0 = await login(await newUser());
       expect((await refresh(h0, T0 + policy.refreshTtlMs)).r.status).toBe('invalid');
@@ -212,7 +233,7 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
     it('a disabled user can neither refresh nor start a session, and their tokens stop being active', async () => {
       const userId = await newUser();
       const h0 = await login(userId);
-      const claims = { userId, sessionId: h0.sessionId, jti: 'j1' };
+      const claims = { userId, sessionId: h0.sessionId, jti: 'j1', iat: T0 / 1000 };
       expect(await store.isAccessTokenActive(claims, T0 + 1)).toBe(true);
       await store.setDisabled(userId, true, T0 + 2);
       expect(await store.isAccessTokenActive(claims, T0 + 3)).toBe(false);
@@ -235,15 +256,48 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       const sessions = [await login(userId), await login(userId), await login(userId)];
       expect((await store.revokeAllSessions(userId, T0 + 1000)).sort()).toEqual(sessions.map((s) => s.sessionId).sort());
       for (const s of sessions) {
-        expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'x' }, T0 + 1001)).toBe(false);
+        expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'x', iat: T0 / 1000 }, T0 + 1001)).toBe(false);
         expect((await refresh(s, T0 + 1001)).r.status).toBe('invalid');
       }
       expect((await store.getUser(userId))?.revokedAfter).toBe(T0 + 1000);
       const later = await login(userId, T0 + 1000);
-      expect(await store.isAccessTokenActive({ userId, sessionId: later.sessionId, jti: 'x' }, T0 + 1001)).toBe(true);
+      expect(await store.isAccessTokenActive({ userId, sessionId: later.sessionId, jti: 'x', iat: T0 / 1000 }, T0 + 1001)).toBe(true);
       // The mark never moves backwards.
       await store.revokeAllSessions(userId, T0 + 500);
       expect((await store.getUser(userId))?.revokedAfter).toBe(T0 + 1000);
+    });
+
+    it('the incident switch: tokens issued before its mark stop being active, later ones stay; a role mark reaches that role only', async () => {
+      // Marks cannot be taken back: this test gets a store of its own, so the others are not affected.
+      const shared = store;
+      const own = await open();
+      store = own.store;
+      try {
+      const userId = await newUser();
+      const admin = await newUser({ roles: ['admin'] });
+      const h = await login(userId);
+      const ha = await login(admin);
+      const active = (held: Held, iat: number, roles?: string[]) =>
+        store.isAccessTokenActive({ userId: held.userId, sessionId: held.sessionId, jti: 'x', iat, roles }, T0 + 1);
+      expect(await store.globalRevocation()).toEqual({ all: 0, roles: {} });
+      const mark = (Math.floor(T0 / 1000) + 2) * 1000;
+      await store.revokeEveryone(mark, 'admin', DAY);
+      expect(await active(ha, mark / 1000 - 1, ['admin'])).toBe(false);
+      expect(await active(ha, mark / 1000, ['admin'])).toBe(true);
+      expect(await active(h, mark / 1000 - 1)).toBe(true);
+      await store.revokeEveryone(mark, null, DAY);
+      expect(await active(h, mark / 1000 - 1)).toBe(false);
+      expect(await active(h, mark / 1000)).toBe(true);
+      // Marks never move backwards.
+      await store.revokeEveryone(mark - 5000, null, DAY);
+      await store.revokeEveryone(mark - 5000, 'admin', DAY);
+      expect(await store.globalRevocation()).toEqual({ all: mark, roles: { admin: mark } });
+      // Rotation says when the session was created, so the issuer can refuse sessions from before the mark.
+      expect((await refresh(h, T0 + 1000)).r).toMatchObject({ status: 'rotated', createdAt: T0 });
+      } finally {
+        store = shared;
+        await own.dispose();
+      }
     });
 
     it('revokeSession only reaches the named user’s sessions', async () => {
@@ -251,9 +305,9 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       const bob = await newUser();
       const a = await login(alice);
       expect(await store.revokeSession(bob, a.sessionId)).toBe(false);
-      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x' }, T0 + 1)).toBe(true);
+      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x', iat: T0 / 1000 }, T0 + 1)).toBe(true);
       expect(await store.revokeSession(alice, a.sessionId)).toBe(true);
-      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x' }, T0 + 1)).toBe(false);
+      expect(await store.isAccessTokenActive({ userId: alice, sessionId: a.sessionId, jti: 'x', iat: T0 / 1000 }, T0 + 1)).toBe(false);
     });
 
     it('keeps a user agent of up to 128 bytes intact, multi-byte characters included', async () => {
@@ -292,9 +346,9 @@ export function storeContract(kind: StoreKind, open: () => Promise<TestStore> = 
       const userId = await newUser();
       const s = await login(userId);
       await store.denyAccessToken(userId, 'jti-1', T0 + 900_000, T0);
-      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-1' }, T0 + 1)).toBe(false);
-      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-2' }, T0 + 1)).toBe(true);
-      expect(await store.isAccessTokenActive({ userId, sessionId: 'nope', jti: 'jti-2' }, T0 + 1)).toBe(false);
+      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-1', iat: T0 / 1000 }, T0 + 1)).toBe(false);
+      expect(await store.isAccessTokenActive({ userId, sessionId: s.sessionId, jti: 'jti-2', iat: T0 / 1000 }, T0 + 1)).toBe(true);
+      expect(await store.isAccessTokenActive({ userId, sessionId: 'nope', jti: 'jti-2', iat: T0 / 1000 }, T0 + 1)).toBe(false);
     });
   });
 }

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import { VerifyError, type AccessTokenClaims, type Verifier } from './index.js';
 
 /**
@@ -22,13 +23,20 @@ export interface LatchkeyAuthOptions {
   verifier: Verifier;
 }
 
-async function latchkeyAuth(app: FastifyInstance, { verifier }: LatchkeyAuthOptions): Promise<void> {
+/**
+ * `Authorization: Bearer <token>` (RFC 6750 §2.1) where the token is a canonical compact JWS: three
+ * base64url segments without padding (RFC 7515 §7.1). Anything else is no token at all, the same rule as
+ * latchkey's own endpoints.
+ */
+const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
+
+async function plugin(app: FastifyInstance, { verifier }: LatchkeyAuthOptions): Promise<void> {
   app.decorateRequest('user', null);
   app.decorate('requireUser', async (request: FastifyRequest, reply: FastifyReply) => {
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(request.headers.authorization ?? '');
+    const token = BEARER.exec(request.headers.authorization ?? '')?.[1];
     try {
-      if (!match?.[1]) throw new VerifyError('invalid', 'missing bearer token');
-      request.user = await verifier.verify(match[1]);
+      if (!token) throw new VerifyError('invalid', 'missing bearer token');
+      request.user = await verifier.verify(token);
     } catch (err) {
       if (!(err instanceof VerifyError)) throw err;
       if (err.code === 'unavailable') {
@@ -45,9 +53,6 @@ async function latchkeyAuth(app: FastifyInstance, { verifier }: LatchkeyAuthOpti
   });
 }
 
-// Registered without encapsulation, so the decorators reach the routes of the registering scope
-// (what fastify-plugin does).
-(latchkeyAuth as unknown as Record<symbol, boolean>)[Symbol.for('skip-override')] = true;
-
+/** Not encapsulated (fastify-plugin), so the decorators reach the routes of the registering scope. */
+export const latchkeyAuth = fp(plugin, { fastify: '5.x', name: '@latchkey/verifier' });
 export default latchkeyAuth;
-export { latchkeyAuth };

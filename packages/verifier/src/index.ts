@@ -1,6 +1,6 @@
 import { createPublicKey, KeyObject, verify as rsaVerify, type JsonWebKey, type webcrypto } from 'node:crypto';
 import { createRemoteJWKSet, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { decodeFact, isActiveArgs, isActiveLua, keyNames, type RevocationFact } from './protocol.js';
+import { applyGlobal, decodeFact, isActiveArgs, isActiveLua, keyNames, parseGlobal, revokedGlobally, type GlobalRevocation, type RevocationFact } from './protocol.js';
 
 /**
  * latchkey's verifier for resource servers: signature and claims checked offline against the JWKS, and —
@@ -29,6 +29,8 @@ export interface AccessTokenClaims extends JWTPayload {
   jti: string;
   sid: string;
   roles?: string[];
+  /** The client the session was started for (RFC 9068 §2.2). */
+  client_id?: string;
 }
 
 export type VerifyErrorCode = 'expired' | 'revoked' | 'invalid' | 'unavailable';
@@ -344,6 +346,8 @@ export interface RevocationFollowerOptions {
   keyPrefix?: string;
   /** Each revocation fact, as it is read. */
   onFact: (fact: RevocationFact) => void;
+  /** The incident switch as stored, read at every (re)sync; `global` facts on the stream keep it current. */
+  onGlobal?: (g: GlobalRevocation) => void;
   /** Revocations may have been missed or the store lost its data: nothing decided so far can be trusted. */
   onReset: (why: string) => void;
   /** After each successful read (to prune what has expired). */
@@ -403,6 +407,7 @@ export function followRevocations(options: RevocationFollowerOptions): Revocatio
   /** After a break: resume if the stream still reaches back to where we stopped, else start over. */
   async function resync(client: RedisClientLike): Promise<void> {
     await checkEpoch(client);
+    options.onGlobal?.(parseGlobal(await client.call('HGETALL', prefix + keyNames.global)));
     if (lastId === '$') {
       const last = (await client.call('XREVRANGE', prefix + keyNames.revocations, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
       lastId = last[0]?.[0] ?? '0-0';
@@ -504,6 +509,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const known = new TokenCache<Known>(options.cacheSize ?? 10_000);
   const revokedSids = new Map<string, number>();
   const deniedJtis = new Map<string, number>();
+  /** The incident switch: read at every (re)sync, then kept current by `global` facts on the stream. */
+  let global: GlobalRevocation = { all: 0, roles: {} };
   /** Bumped whenever cached answers are dropped: an answer asked for before that must not be cached after. */
   let generation = 0;
   let lastOpenWarning = 0;
@@ -532,7 +539,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
           // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
           const until = fact.exp + tolerance * 1000;
           if (fact.type === 'sid') revokedSids.set(fact.sid, until);
-          else deniedJtis.set(fact.jti, until);
+          else if (fact.type === 'jti') deniedJtis.set(fact.jti, until);
+          else global = applyGlobal(global, fact);
+        },
+        onGlobal(g) {
+          global = g;
         },
         onReset(why) {
           if (known.size > 0) log.warn({ why, dropped: known.size }, 'revocation cache reset');
@@ -614,7 +625,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       decide('accepted');
       return claims;
     }
-    if (cached?.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti)) return fail('revoked', 'token revoked');
+    if (cached?.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti) || revokedGlobally(global, claims)) {
+      return fail('revoked', 'token revoked');
+    }
     if (!fresh()) return whenUnknown(claims);
     if (!cached) {
       const gen = generation;
