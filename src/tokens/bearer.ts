@@ -70,6 +70,9 @@ export class BearerAuth {
         throw invalidToken();
       }
       if (hit) {
+        // Revocation state is known (the stream was read within 2 s): it counts as the store answering,
+        // for the bounded fail-open window below.
+        this.storeAnsweredAt = now;
         decided('valid');
         return { claims: hit, revocationChecked: true };
       }
