@@ -62,7 +62,9 @@ export class BearerAuth {
       throw invalidToken('A Bearer access token is required.');
     }
     const now = this.deps.clock();
-    const memory = this.deps.decided;
+    // Remembered decisions serve forward auth, the hot path; latchkey's own endpoints ask the store, so a
+    // revocation made anywhere (another instance, a CLI) reaches them at once.
+    const memory = where === 'verify' ? this.deps.decided : undefined;
     if (memory) {
       const hit = memory.lookup(token, now);
       if (hit === REVOKED) {
