@@ -11,11 +11,13 @@ app.get('/.well-known/jwks.json', (_request, reply) => {
 });
 app.get('/verify', (_request, reply) => {
   void reply
+    .header('vary', 'Origin')
     .header('cache-control', 'no-store')
     .header('x-user-id', 'u_0123456789abcdefghij')
     .header('x-user-roles', '')
     .header('x-session-id', 's_0123456789abcdefghij')
     .header('x-revocation-checked', 'true')
+    .header('x-client-id', 'latchkey-native')
     .code(200)
     .send();
 });
