@@ -3,9 +3,10 @@
  * loop. Reads a LoadSpec (JSON) from argv, drives `concurrency` closed-loop clients for `durationMs`,
  * prints one LoadResult (JSON) on stdout.
  */
+import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
-export type LoadKind = 'get' | 'login' | 'refresh-latchkey' | 'refresh-oidc';
+export type LoadKind = 'get' | 'verify' | 'login' | 'refresh-latchkey' | 'refresh-oidc';
 
 export interface LoadSpec {
   kind: LoadKind;
@@ -14,7 +15,10 @@ export interface LoadSpec {
   path: string;
   concurrency: number;
   durationMs: number;
-  /** Refresh kinds: one starting refresh token per client. */
+  /**
+   * Refresh kinds: one starting refresh token per client. verify: the access tokens presented, each
+   * client walking the list from its own offset, so every token comes back again and again.
+   */
   tokens?: string[];
   /** login: the JSON body to post. */
   body?: string;
@@ -40,12 +44,18 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   async function client(i: number): Promise<void> {
     const pool = pools[i % pools.length]!;
     let token = spec.tokens?.[i];
+    let sent = 0;
     while (performance.now() < deadline) {
       const started = performance.now();
       let ok = false;
       try {
         if (spec.kind === 'get') {
           const res = await pool.request({ method: 'GET', path: spec.path });
+          await res.body.arrayBuffer();
+          ok = res.statusCode === 200;
+        } else if (spec.kind === 'verify') {
+          const tokens = spec.tokens!;
+          const res = await pool.request({ method: 'GET', path: spec.path, headers: { authorization: `Bearer ${tokens[(i + sent++ * spec.concurrency) % tokens.length]}` } });
           await res.body.arrayBuffer();
           ok = res.statusCode === 200;
         } else if (spec.kind === 'login') {
@@ -106,7 +116,9 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   };
 }
 
-const spec = JSON.parse(process.argv[2] ?? '{}') as LoadSpec;
+// The spec as JSON, or `@file` holding it.
+const arg = process.argv[2] ?? '{}';
+const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as LoadSpec;
 run(spec).then(
   (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
   (err: unknown) => {

@@ -7,7 +7,7 @@
  * `--quick` is a smoke run (short, one repetition, results to a temporary file) used by the test suite.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -15,6 +15,8 @@ import argon2 from 'argon2';
 import pino from 'pino';
 import { generateFirstKey } from '../src/keys/rotation.js';
 import { RedisStore } from '../src/store/redis-store.js';
+import { KeyStore } from '../src/keys/keystore.js';
+import { AccessTokens } from '../src/tokens/access-token.js';
 import { newUserId } from '../src/accounts/accounts.js';
 import { hashSecret, newMacKey, newSecret, newSessionId, newSuccessorNonce, successorSecret } from '../src/tokens/refresh-token.js';
 import { startRedisServer } from '../test/support/redis-server.js';
@@ -31,10 +33,14 @@ const PASSWORD = 'correct horse battery staple';
 /** latchkey's default hash concurrency on this machine; the argon2id baseline runs at the same. */
 const HASHES = String(Math.min(4, availableParallelism()));
 const children: ChildProcess[] = [];
+const ISSUER = 'http://localhost:3000';
 
-function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+/** Every process runs the TypeScript sources, the workspace package's too (as `npm start` does). */
+const NODE_ARGS = ['--import', 'tsx', '--conditions=latchkey-source'];
+
+function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.env, nodeArgs: string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_ARGS, ...nodeArgs, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
@@ -43,12 +49,22 @@ function run(script: string, args: string[], env: NodeJS.ProcessEnv = process.en
   });
 }
 
-const load = async (spec: LoadSpec) => JSON.parse(await run('bench/load.ts', [JSON.stringify(spec)])) as LoadResult;
+/** The spec goes through a file: a list of access tokens outgrows the 128 KiB a single argument may have. */
+const load = async (spec: LoadSpec) => {
+  const file = join(await mkdtemp(join(tmpdir(), 'lk-load-')), 'spec.json');
+  await writeFile(file, JSON.stringify(spec));
+  try {
+    return JSON.parse(await run('bench/load.ts', [`@${file}`])) as LoadResult;
+  } finally {
+    await rm(file, { force: true });
+  }
+};
 const micro = async (...args: string[]) => JSON.parse(await run('bench/micro.ts', args)) as Record<string, number>;
+const microGc = async (...args: string[]) => JSON.parse(await run('bench/micro.ts', args, process.env, ['--expose-gc'])) as Record<string, number>;
 
 function start(script: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<RegExpMatchArray> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_ARGS, script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let out = '';
     const onData = (d: Buffer) => {
@@ -90,7 +106,7 @@ async function startLatchkey(port: number, redisUrl: string, keysDir: string): P
       LATCHKEY_HASH_CONCURRENCY: HASHES,
       // Two instances run side by side; neither needs to serve its metrics.
       LATCHKEY_METRICS_PORT: '0',
-      LATCHKEY_ISSUER: 'http://localhost:3000',
+      LATCHKEY_ISSUER: ISSUER,
       // As `npm start` and the image run it.
       UV_THREADPOOL_SIZE: '8',
     },
@@ -175,11 +191,54 @@ async function memoryPerSession(redisUrl: string, prefix: string): Promise<{ ses
   }
 }
 
+/**
+ * Access tokens for forward auth: `users` users with `perUser` live sessions each, made directly in the
+ * store latchkey uses and signed with its key, as logins would have made them (logins cost an argon2id
+ * hash each, which would dominate the set-up).
+ */
+async function accessTokens(redisUrl: string, keysDir: string, users: number, perUser: number): Promise<string[]> {
+  const silent = pino({ level: 'silent' });
+  const store = new RedisStore({ url: redisUrl, keyPrefix: 'lk:', commandTimeoutMs: 5000, logger: silent });
+  await store.connect();
+  const keys = new KeyStore(keysDir, silent);
+  await keys.load();
+  const access = new AccessTokens(keys, { issuer: ISSUER, audience: ISSUER, ttlSeconds: 900, clockSkewSeconds: 5 });
+  const tokens: string[] = [];
+  const now = Date.now();
+  for (let u = 0; u < users; u++) {
+    const userId = newUserId();
+    await store.createUser({ id: userId, email: `${userId}@example.com`, passwordHash: 'unused', roles: u % 2 ? ['reader'] : [], disabled: false, createdAt: now, revokedAfter: 0 });
+    for (let k = 0; k < perUser; k++) {
+      const sessionId = newSessionId();
+      const created = await store.createSession({
+        userId,
+        sessionId,
+        secretHash: hashSecret(newSecret()),
+        macKey: newMacKey(),
+        channel: 'body',
+        userAgent: null,
+        ip: null,
+        now,
+        refreshTtlMs: 86_400_000,
+        absoluteTtlMs: 86_400_000,
+        maxSessions: 50,
+      });
+      if (created.status !== 'created') throw new Error('could not create a bench session');
+      tokens.push((await access.sign({ userId, sessionId, roles: created.roles, now, notAfter: created.absoluteExpiresAt, inline: true })).token);
+    }
+  }
+  keys.stop();
+  await store.close();
+  // Interleaved, so consecutive requests are different users.
+  return tokens.sort(() => Math.random() - 0.5);
+}
+
 async function main(): Promise<void> {
   const redis = await startRedisServer();
   const keysDir = await mkdtemp(join(tmpdir(), 'lk-bench-keys-'));
   await generateFirstKey(keysDir, [], Date.now() - 1000, 2048);
   const origin = await startLatchkey(38100 + Math.floor(Math.random() * 1000), redis.url, keysDir);
+  const latchkeyPid = children[0]?.pid;
   const email = `bench-${Date.now()}@example.com`;
   await post(origin, '/register', { email, password: PASSWORD });
   const report: Record<string, unknown> = {};
@@ -211,16 +270,26 @@ async function main(): Promise<void> {
   // 1b. The peer: oidc-provider with refresh-token rotation and RS256 JWT access tokens, on the same Redis.
   try {
     const peer = await startOidcProvider(redis.url, start);
+    const cpuPerRefresh: number[] = [];
     const r = await paired(
       RUNS,
-      async () => (await load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens: await sessions(origin, email, C) })).rps,
+      async () => {
+        const tokens = await sessions(origin, email, C);
+        const before = await cpuSeconds(latchkeyPid);
+        const res = await load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens });
+        const after = await cpuSeconds(latchkeyPid);
+        if (before !== null && after !== null && res.requests > 0) cpuPerRefresh.push(((after - before) * 1e6) / res.requests);
+        return res.rps;
+      },
       async () => {
         const res = await load({ kind: 'refresh-oidc', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens: await peer.refreshTokens(C), client: peer.client });
         if (res.errors > 0) throw new Error(`oidc-provider refresh failed ${res.errors} times`);
         return res.rps;
       },
     );
-    report.peer = { latchkey: r.a, oidcProvider: r.b, ratio: r.ratio };
+    // The floor of a refresh: one RS256 signature, in CPU µs on one thread.
+    const signMicros = figure(await repeat(RUNS, async () => (await micro('sign1', '1000')).microsPerSign!));
+    report.peer = { latchkey: r.a, oidcProvider: r.b, ratio: r.ratio, cpuMicrosPerRefresh: cpuPerRefresh.length > 0 ? figure(cpuPerRefresh) : null, rs256SignMicros: signMicros };
     log(`oidc-provider refresh c=${C}: ${r.b.median.toFixed(0)} req/s`);
   } catch (err) {
     report.peer = { error: (err as Error).message.split('\n')[0] };
@@ -264,9 +333,45 @@ async function main(): Promise<void> {
   const cpu = cpuPerRequest.latchkey.length > 0 ? { latchkey: figure(cpuPerRequest.latchkey), bare: figure(cpuPerRequest.bare) } : null;
   report.jwks = { latchkey: jwks.a, bare: jwks.b, ratio: jwks.ratio, cpuMicrosPerRequest: cpu };
 
-  // 4. Resource-server verification.
-  const verify = await repeat(RUNS, () => micro('verify', String(DURATION)));
+  // 3b. Forward auth: GET /verify with hot tokens (many users, each token presented again and again),
+  // revocation checked, against a bare route answering 200 with the same headers. Throughput, p99 at C
+  // connections, and server CPU per request, in A/B pairs like JWKS.
+  const hot = await accessTokens(redis.url, keysDir, quick ? 50 : 500, 4);
+  // Every token seen once, so the pairs measure the hot path (first sight is a signature and a store call).
+  await load({ kind: 'verify', origins: [origin], path: '/verify', concurrency: C, durationMs: Math.min(DURATION, 3000), tokens: hot });
+  const verifyCpu: { latchkey: number[]; bare: number[] } = { latchkey: [], bare: [] };
+  const verifyP99: { latchkey: number[]; bare: number[] } = { latchkey: [], bare: [] };
+  let verifyErrors = 0;
+  const verifyRun = async (url: string, pid: number | undefined, side: 'latchkey' | 'bare') => {
+    const before = await cpuSeconds(pid);
+    const res = await load({ kind: 'verify', origins: [url], path: '/verify', concurrency: C, durationMs: DURATION / 2, tokens: hot });
+    const after = await cpuSeconds(pid);
+    if (before !== null && after !== null && res.requests > 0) verifyCpu[side].push(((after - before) * 1e6) / res.requests);
+    verifyP99[side].push(res.p99);
+    verifyErrors += res.errors;
+    return res.rps;
+  };
+  const fwd = await paired(
+    quick ? 1 : 3 * RUNS,
+    () => verifyRun(origin, ourPid, 'latchkey'),
+    () => verifyRun(bare, barePid, 'bare'),
+  );
+  if (verifyErrors > 0) throw new Error(`GET /verify failed ${verifyErrors} times`);
+  report.forwardAuth = {
+    tokens: hot.length,
+    latchkey: fwd.a,
+    bare: fwd.b,
+    ratio: fwd.ratio,
+    p99: { latchkey: figure(verifyP99.latchkey), bare: figure(verifyP99.bare) },
+    cpuMicrosPerRequest: verifyCpu.latchkey.length > 0 ? { latchkey: figure(verifyCpu.latchkey), bare: figure(verifyCpu.bare) } : null,
+  };
+  log(`GET /verify c=${C}: ${fwd.a.median.toFixed(0)} req/s, bare ${fwd.b.median.toFixed(0)} req/s`);
+
+  // 4. Resource-server verification; first sight with the Redis lookup at C concurrent verifications.
+  const verify = await repeat(RUNS, () => micro('verify', String(DURATION), String(C), redis.url));
   report.verify = Object.fromEntries(Object.keys(verify[0]!).map((k) => [k, figure(verify.map((v) => v[k]!))]));
+  report.verifierFlood = await microGc('flood', '0', String(quick ? 100_000 : 1_000_000));
+  report.tokenCache = await micro('cache', String(quick ? 600 : 3000));
 
   // 5. Scaling: a second latchkey process on the same Redis and keys.
   const second = await startLatchkey(39200 + Math.floor(Math.random() * 500), redis.url, keysDir);
@@ -347,9 +452,14 @@ function renderTable(r: Record<string, unknown>): string {
     rows.push([`refresh req/s, c=${s.concurrency}`, f(s.rps), `RS256 signs/s ${f(s.ceiling)}`, n(s.ratio.median), '(published)']);
     rows.push([`refresh p99 ms, c=${s.concurrency}`, f(s.p99), '', '', s.concurrency === 32 ? '≤ 10 ms' : '']);
   }
-  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string };
-  if (peer.oidcProvider && peer.latchkey && peer.ratio) rows.push([`refresh req/s vs oidc-provider, c=${C}`, f(peer.latchkey), `oidc-provider ${f(peer.oidcProvider)}`, n(peer.ratio.median), '≥ 2']);
-  else rows.push(['refresh vs oidc-provider', 'n/a', `peer failed: ${peer.error}`, '', '≥ 2']);
+  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string; cpuMicrosPerRefresh?: Figure | null; rs256SignMicros?: Figure };
+  if (peer.oidcProvider && peer.latchkey && peer.ratio) {
+    rows.push([`refresh req/s vs oidc-provider, c=${C}`, f(peer.latchkey), `oidc-provider ${f(peer.oidcProvider)}`, n(peer.ratio.median), '≥ 2']);
+    if (peer.cpuMicrosPerRefresh && peer.rs256SignMicros) {
+      const gap = peer.cpuMicrosPerRefresh.median - peer.rs256SignMicros.median;
+      rows.push([`refresh latchkey CPU µs per request, c=${C}`, f(peer.cpuMicrosPerRefresh), `one RS256 signature ${f(peer.rs256SignMicros)}`, '', `floor + ${n(gap)} µs`]);
+    }
+  } else rows.push(['refresh vs oidc-provider', 'n/a', `peer failed: ${peer.error}`, '', '≥ 2']);
   const login = r.login as { rps: Figure; argon2: Figure; ratio: Figure; jwksP99Idle: number; jwksP99UnderLogin: number; refreshP99UnderLogin: number };
   rows.push(['login req/s', f(login.rps), `argon2id verify/s ${f(login.argon2)}`, n(login.ratio.median), '≥ 0.9']);
   rows.push(['JWKS p99 ms under login load', n(login.jwksP99UnderLogin), `idle ${n(login.jwksP99Idle)}`, n(login.jwksP99UnderLogin / login.jwksP99Idle), '(responsive)']);
@@ -358,9 +468,25 @@ function renderTable(r: Record<string, unknown>): string {
   rows.push(['JWKS req/s', f(jwks.latchkey), `bare Fastify ${f(jwks.bare)}`, n(jwks.ratio.median), '≥ 0.9']);
   const cpu = jwks.cpuMicrosPerRequest;
   if (cpu) rows.push(['JWKS server CPU µs per request', f(cpu.latchkey), `bare Fastify ${f(cpu.bare)}`, n(cpu.bare.median / cpu.latchkey.median), '(bare ÷ latchkey)']);
+  const fa = r.forwardAuth as { tokens: number; latchkey: Figure; bare: Figure; ratio: Figure; p99: { latchkey: Figure; bare: Figure }; cpuMicrosPerRequest: { latchkey: Figure; bare: Figure } | null };
+  rows.push([`GET /verify req/s, ${fa.tokens} hot tokens, c=${C}`, f(fa.latchkey), `bare Fastify ${f(fa.bare)}`, n(fa.ratio.median), '≥ 0.7']);
+  rows.push([`GET /verify p99 ms, c=${C}`, f(fa.p99.latchkey), `bare Fastify ${f(fa.p99.bare)}`, n(fa.p99.latchkey.median / fa.p99.bare.median), '(published)']);
+  if (fa.cpuMicrosPerRequest) {
+    const c = fa.cpuMicrosPerRequest;
+    rows.push(['GET /verify server CPU µs per request', f(c.latchkey), `bare Fastify ${f(c.bare)}`, n(c.bare.median / c.latchkey.median), '(bare ÷ latchkey)']);
+  }
   const v = r.verify as Record<string, Figure>;
   rows.push(['verify/s, hot token (latchkey/verifier)', f(v.verifierHot!), `jose jwtVerify ${f(v.joseJwtVerify!)}`, n(v.verifierHot!.median / v.joseJwtVerify!.median), '(published)']);
-  rows.push(['verify/s, distinct tokens (latchkey/verifier)', f(v.verifierDistinct!), `node:crypto RS256 verify ${f(v.rawCryptoVerify!)}`, n(v.verifierDistinct!.median / v.rawCryptoVerify!.median), '(published)']);
+  rows.push(['verify/CPU-s, distinct tokens (latchkey/verifier)', f(v.verifierDistinct!), `node:crypto RS256 verify ${f(v.rawCryptoVerify!)}`, n(v.distinctRatio!.median), '≥ 0.7']);
+  if (v.verifierDistinctRedis && v.verifierDistinctNoRedisConcurrent) {
+    const lookup = 1e6 / v.verifierDistinctRedis.median - 1e6 / v.verifierDistinctNoRedisConcurrent.median;
+    rows.push([`verify/s, distinct tokens with Redis, c=${C}`, f(v.verifierDistinctRedis), `without Redis ${f(v.verifierDistinctNoRedisConcurrent)}`, '', `lookup ≈ ${n(lookup)} µs`]);
+  }
+  const fl = r.verifierFlood as Record<string, number>;
+  rows.push([`verifier RSS MiB after ${fl.forged} forged tokens`, n(fl.rssAfterForgedMiB!), `before ${n(fl.rssBeforeMiB!)}`, '', 'bounded']);
+  rows.push([`verifier RSS MiB after ${fl.genuine} genuine tokens (cache 10 000)`, n(fl.rssAfterGenuineMiB!), '', '', 'bounded']);
+  const tc = r.tokenCache as Record<string, number>;
+  rows.push(['verifier cache hit ns (TokenCache)', n(tc.tokenCacheNs!), `lru-cache ${tc.lruCacheNs ? n(tc.lruCacheNs) : 'n/a'}, Map ${n(tc.mapNs!)}`, '', '(published)']);
   const s = r.scaling as { oneProcess: Figure; twoProcesses: Figure; ratio: Figure };
   rows.push([`refresh req/s, 2 processes, c=${C}`, f(s.twoProcesses), `1 process ${f(s.oneProcess)}`, n(s.ratio.median), '(published)']);
   const m = r.memory as { sessionBytes: number; withUserBytes: number; sessions: number };

@@ -33,6 +33,7 @@ import type { Store } from './store/store.js';
 import { AccessTokens, NoSigningKeyError } from './tokens/access-token.js';
 import { BearerAuth } from './tokens/bearer.js';
 import { Clients } from './tokens/clients.js';
+import { DecidedTokens } from './tokens/decided-tokens.js';
 import { TokenIssuer } from './tokens/issuer.js';
 import { Revocations } from './tokens/revocation.js';
 import { Throttles } from './throttle.js';
@@ -150,7 +151,25 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       maxSessionsPerUser: config.maxSessionsPerUser,
     },
   });
-  const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d) });
+  // Forward auth remembers decided tokens; revocations reach that memory as events (here) and on the
+  // revocation stream (other instances). A store of another kind than these two is always asked.
+  const decided =
+    store instanceof RedisStore || store instanceof MemoryStore
+      ? new DecidedTokens({
+          capacity: config.verifyCacheSize,
+          skewMs: config.clockSkew * 1000,
+          horizonMs,
+          keyPublished: (kid, now) => keys.verificationKey(kid, now) !== null,
+          stream:
+            store instanceof RedisStore
+              ? { connect: () => store.streamConnection(), keyPrefix: store.keyPrefix, connected: () => store.connected() }
+              : null,
+          clock,
+          log: logger,
+        })
+      : undefined;
+  if (decided) events.on((event) => decided.onEvent(event));
+  const bearer = new BearerAuth({ store, access, clock, log, onDecision: (d) => metrics.decision(d), decided });
   const clients = new Clients(config.clients);
   if (!core.mailer) {
     logger.warn(
@@ -191,6 +210,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     await audit.flush();
     core.mailer?.close();
   });
+  if (decided) app.addHook('onClose', async () => decided.close());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
   withActionContext(app);
 

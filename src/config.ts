@@ -208,6 +208,8 @@ const schema = z
     // Off unless named: the e-mail costs a store read per request and is personal data.
     LATCHKEY_VERIFY_EMAIL_HEADER: headerName.optional(),
     LATCHKEY_VERIFY_FAIL_OPEN: seconds(0, 0).refine((v) => v <= 300, 'must be at most 300 seconds'),
+    // Tokens forward auth remembers (≈ 1.5 KiB each with the token string and its claims).
+    LATCHKEY_VERIFY_CACHE_SIZE: z.coerce.number().int().min(1).max(10_000_000).default(50_000),
     // Throttles live in the store, so every instance shares them (see README "Abuse resistance").
     LATCHKEY_LOGIN_RATE_LIMIT: limit(30),
     LATCHKEY_ACCOUNT_RATE_LIMIT: limit(10),
@@ -351,6 +353,8 @@ export interface Config {
   verifyHeaders: { user: string; roles: string; session: string; client: string; email: string | null };
   /** GET /verify while the store is unreachable: 0 refuses (503); N accepts signed tokens for N seconds. */
   verifyFailOpen: number;
+  /** How many decided tokens forward auth remembers. */
+  verifyCacheSize: number;
   /** Login and registration attempts per client IP per minute; 0 turns the limit off. */
   loginRateLimit: number;
   /** Throttles kept in the store (shared by every instance); a 0 turns that one off. */
@@ -528,6 +532,7 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
       maxRequestsPerSocket: e.LATCHKEY_MAX_REQUESTS_PER_SOCKET,
     },
     verifyFailOpen: e.LATCHKEY_VERIFY_FAIL_OPEN,
+    verifyCacheSize: e.LATCHKEY_VERIFY_CACHE_SIZE,
     hashConcurrency: e.LATCHKEY_HASH_CONCURRENCY,
     hashQueue: e.LATCHKEY_HASH_QUEUE,
     threadPoolSize: e.UV_THREADPOOL_SIZE,

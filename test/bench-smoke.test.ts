@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 /** `npm run bench -- --quick` end to end, so the harness cannot rot. Figures are not judged here. */
 describe('benchmark harness', () => {
   it('runs every measurement in quick mode and writes its results', { timeout: 240_000 }, async () => {
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'bench/run.ts', '--quick'], {
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--conditions=latchkey-source', 'bench/run.ts', '--quick'], {
       maxBuffer: 16 * 1024 * 1024,
       timeout: 230_000,
     });

@@ -89,11 +89,12 @@ describe('the incident switch: two latchkey instances on one Redis and a verifie
     expect(run).toMatchObject({ code: 0 });
     expect(run.out).toMatch(/^revoked: EVERY session of EVERY user created before \d{4}-/);
 
-    // At once on both instances, on every Bearer endpoint and on /verify.
+    // At once on both instances on every Bearer endpoint; on /verify, which remembers decided tokens (a1
+    // was answered from memory on A), within about a second, through the revocation stream.
     for (const t of [a, b]) {
       for (const x of [a1, a2, b1]) {
-        expect(await verifyStatus(t, x.access)).toBe(401);
         expect(await sessionsStatus(t, x.access)).toBe(401);
+        expect(await within(1500, async () => (await verifyStatus(t, x.access)) === 401)).toBeLessThan(1500);
       }
     }
     // Refresh refused for those sessions, on either instance.

@@ -541,6 +541,30 @@ export class RedisStore implements Store {
     });
   }
 
+  /** Whether the connection is up right now (forward auth trusts its cached decisions only then). */
+  connected(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  /**
+   * A connection of its own for following the revocation stream, a blocking read: without the key prefix
+   * (the follower names keys in full, @latchkey/verifier/protocol), with an offline queue so it may
+   * connect lazily, and a command timeout above the read's block time, so a hung server is noticed.
+   */
+  streamConnection(blockMs = 1000): Redis | Cluster {
+    const c = this.client;
+    if ('isCluster' in c && c.isCluster) {
+      const cluster = c as Cluster;
+      return cluster.duplicate([], {
+        keyPrefix: '',
+        enableOfflineQueue: true,
+        enableAutoPipelining: false,
+        redisOptions: { ...cluster.options.redisOptions, commandTimeout: blockMs + 2000 },
+      });
+    }
+    return (c as Redis).duplicate({ keyPrefix: '', enableOfflineQueue: true, enableAutoPipelining: false, commandTimeout: blockMs + 2000 });
+  }
+
   async ping(): Promise<void> {
     await this.run('ping', () => this.client.ping());
   }

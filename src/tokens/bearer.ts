@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { invalidToken } from '../errors.js';
 import type { Store } from '../store/store.js';
 import { refusalOf, type AccessClaims, type AccessTokens } from './access-token.js';
+import { REVOKED, type DecidedTokens } from './decided-tokens.js';
 
 /**
  * One judged access token, for metrics. `where`: latchkey's own Bearer endpoints or GET /verify;
@@ -20,6 +21,8 @@ export interface BearerDeps {
   clock: () => number;
   log: Logger;
   onDecision?: (decision: TokenDecision) => void;
+  /** Tokens already decided (forward auth's hot path); without it every check goes to the store. */
+  decided?: DecidedTokens;
 }
 
 /**
@@ -59,10 +62,28 @@ export class BearerAuth {
       throw invalidToken('A Bearer access token is required.');
     }
     const now = this.deps.clock();
+    // Remembered decisions serve forward auth, the hot path; latchkey's own endpoints ask the store, so a
+    // revocation made anywhere (another instance, a CLI) reaches them at once.
+    const memory = where === 'verify' ? this.deps.decided : undefined;
+    if (memory) {
+      const hit = memory.lookup(token, now);
+      if (hit === REVOKED) {
+        decided('revoked');
+        throw invalidToken();
+      }
+      if (hit) {
+        // Revocation state is known (the stream was read within 2 s): it counts as the store answering,
+        // for the bounded fail-open window below.
+        this.storeAnsweredAt = now;
+        decided('valid');
+        return { claims: hit, revocationChecked: true };
+      }
+    }
     const claims = await this.deps.access.verify(token, now).catch((err: unknown) => {
       decided(refusalOf(err));
       throw err;
     });
+    const mark = memory?.mark() ?? -1;
     let active: boolean;
     const started = performance.now();
     try {
@@ -80,8 +101,11 @@ export class BearerAuth {
       decided('unavailable');
       throw err;
     }
+    // A revocation applied here while the store was being asked wins over the store's earlier answer.
+    if (active && memory?.revoked(claims)) active = false;
     decided(active ? 'valid' : 'revoked', false, (performance.now() - started) / 1000);
     if (!active) throw invalidToken();
+    memory?.remember(token, claims, mark);
     return { claims, revocationChecked: true };
   }
 }

@@ -11,7 +11,7 @@ export function runCli(args: string[], env: Record<string, string | undefined>, 
   return new Promise((resolve) => {
     const child = execFile(
       process.execPath,
-      ['--import', 'tsx', 'src/bin.ts', ...args],
+      ['--import', 'tsx', '--conditions=latchkey-source', 'src/bin.ts', ...args],
       { env: { PATH: process.env.PATH, NODE_ENV: 'test', ...env }, timeout: 60_000 },
       (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );

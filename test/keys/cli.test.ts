@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 
 const run = async (...args: string[]) => {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/keys/cli.ts', ...args], {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', '--conditions=latchkey-source', 'src/keys/cli.ts', ...args], {
       env: { ...process.env, LATCHKEY_JWKS_MAX_AGE: '60' },
     });
     return { code: 0, stdout, stderr };

@@ -1,5 +1,6 @@
-import { createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
-import { applyGlobal, decodeFact, isActiveArgs, isActiveLua, keyNames, parseGlobal, revokedGlobally, type GlobalRevocation } from './protocol.js';
+import { createPublicKey, KeyObject, verify as rsaVerify, type JsonWebKey, type webcrypto } from 'node:crypto';
+import { createRemoteJWKSet, type FlattenedJWSInput, type JWTHeaderParameters, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { applyGlobal, decodeFact, isActiveArgs, isActiveLua, keyNames, parseGlobal, revokedGlobally, type GlobalRevocation, type RevocationFact } from './protocol.js';
 
 /**
  * latchkey's verifier for resource servers: signature and claims checked offline against the JWKS, and —
@@ -57,6 +58,8 @@ export interface RedisClientLike {
   disconnect(): void;
   on(event: 'error', listener: (err: Error) => void): unknown;
   options?: { keyPrefix?: string };
+  /** ioredis: `ready` while connected. */
+  status?: string;
 }
 
 export interface VerifierLogger {
@@ -88,7 +91,11 @@ export interface VerifierOptions {
   maxStalenessMs?: number;
   /** Longest wait for the first-sight Redis lookup before the policy applies. Default 1000. */
   lookupTimeoutMs?: number;
-  /** How many tokens to remember. Default 10 000. */
+  /**
+   * How many tokens to remember. Default 10 000. Memory stays bounded whatever arrives: only tokens whose
+   * signature holds are remembered, each at most until it expires, and beyond this many the least recently
+   * used goes first.
+   */
   cacheSize?: number;
   /** Called for every decision (metrics). */
   onDecision?: (decision: Decision) => void;
@@ -116,6 +123,360 @@ export interface Verifier {
   close(): Promise<void>;
 }
 
+/**
+ * A bounded map from token to what was decided about it. Memory stays bounded under a flood of distinct
+ * tokens: at most `capacity` entries, an entry is never returned after its `until` (the token's `exp` plus
+ * tolerance), and when full, a token not used since it was last considered goes first.
+ *
+ * Recency is kept as in the CLOCK (second-chance) approximation of LRU: a hit only marks its entry as
+ * used; eviction looks at entries oldest first (a Map keeps insertion order), gives a used one a second
+ * chance at the young end and removes the first unused or expired one. A hit thus costs one Map lookup,
+ * which matters on a path every request of every resource server takes; exact LRU (`lru-cache`) moves the
+ * entry in a list on every hit (bench/micro.ts `cache` measures both).
+ */
+export class TokenCache<V> {
+  private readonly entries = new Map<string, { value: V; until: number; used: boolean }>();
+
+  constructor(readonly capacity: number) {
+    if (!(capacity >= 1)) throw new Error('cache capacity must be at least 1');
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /** The value, unless absent or past its `until` (epoch ms). */
+  get(key: string, now: number): V | undefined {
+    const e = this.entries.get(key);
+    if (e === undefined) return undefined;
+    if (e.until <= now) {
+      this.entries.delete(key);
+      return undefined;
+    }
+    e.used = true;
+    return e.value;
+  }
+
+  set(key: string, value: V, until: number, now = Date.now()): void {
+    if (this.entries.has(key)) this.entries.delete(key);
+    else if (this.entries.size >= this.capacity) this.evictOne(now);
+    this.entries.set(key, { value, until, used: false });
+  }
+
+  delete(key: string): void {
+    this.entries.delete(key);
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  /** Each entry gets at most one second chance per pass, so this ends within one pass over the map. */
+  private evictOne(now: number): void {
+    for (const [key, e] of this.entries) {
+      this.entries.delete(key);
+      if (!e.used || e.until <= now) return;
+      e.used = false;
+      this.entries.set(key, e);
+    }
+  }
+}
+
+// ---- verifying a token's signature and claims ------------------------------------------------------
+
+/** Exactly three unpadded base64url segments (RFC 7515 §2, §7.1). */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
+/** Far above any latchkey token (≈ 700 bytes); parsing stops here. */
+const MAX_TOKEN_LENGTH = 8192;
+
+/** The media type comparison of RFC 7515 §4.1.9 as jose applies it: `at+jwt` is `application/at+jwt`. */
+const normalizeTyp = (typ: string) => (typ.includes('/') ? typ.toLowerCase() : `application/${typ.toLowerCase()}`);
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function decodeJson(segment: string): unknown {
+  // Buffer keeps a byte order mark (RFC 8259 §8.1 forbids it before JSON), and JSON.parse refuses it.
+  return JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+}
+
+/**
+ * An RSA public key of at least 2048 bits (RFC 7518 §3.3) as a node:crypto KeyObject, from whatever a
+ * jose key resolver returns: a CryptoKey (jose's JWKS sets), a KeyObject, or a JWK. Anything else — a
+ * shared secret (Uint8Array), an RSA-PSS or EC key, a private key — is not a key for RS256.
+ */
+const converted = new WeakMap<object, KeyObject | null>();
+const WebCryptoKey = (globalThis as { CryptoKey?: typeof webcrypto.CryptoKey }).CryptoKey;
+function rs256Key(key: unknown): KeyObject | null {
+  if (typeof key !== 'object' || key === null || key instanceof Uint8Array) return null;
+  if (key instanceof KeyObject) return usableRsa(key);
+  let k = converted.get(key);
+  if (k !== undefined) return k;
+  k = null;
+  try {
+    if (WebCryptoKey && key instanceof WebCryptoKey) {
+      const alg = key.algorithm as webcrypto.RsaHashedKeyAlgorithm;
+      if (key.type === 'public' && alg.name === 'RSASSA-PKCS1-v1_5' && alg.hash.name === 'SHA-256' && key.usages.includes('verify')) {
+        k = usableRsa(KeyObject.from(key));
+      }
+    } else if ((key as { kty?: unknown }).kty === 'RSA' && !('d' in key)) {
+      k = usableRsa(createPublicKey({ key: key as JsonWebKey, format: 'jwk' }));
+    }
+  } catch {
+    k = null;
+  }
+  converted.set(key, k);
+  return k;
+}
+
+function usableRsa(k: KeyObject): KeyObject | null {
+  return k.type === 'public' && k.asymmetricKeyType === 'rsa' && (k.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048 ? k : null;
+}
+
+export interface ClaimRules {
+  issuer: string;
+  audience: string | string[];
+  clockToleranceSeconds: number;
+  maxLifetimeSeconds: number;
+}
+
+/**
+ * Headers of tokens whose signature held, by their encoded form: latchkey signs every token of a key with
+ * the same header bytes (src/tokens/access-token.ts), so a verifier sees one per key. Only verified ones
+ * are kept, at most a handful, so forged headers cannot fill it.
+ */
+const verifiedHeaders = new Map<string, JWTHeaderParameters>();
+const MAX_HEADERS = 32;
+
+/** The protected header, with the rules that do not depend on the key. */
+function parseHeader(h: string): JWTHeaderParameters {
+  let header: unknown;
+  try {
+    header = decodeJson(h);
+  } catch {
+    throw new VerifyError('invalid', 'malformed header');
+  }
+  if (!isObject(header) || header.alg !== 'RS256') throw new VerifyError('invalid', 'alg must be RS256');
+  if (typeof header.typ !== 'string' || normalizeTyp(header.typ) !== 'application/at+jwt') throw new VerifyError('invalid', 'typ must be at+jwt');
+  if (typeof header.kid !== 'string') throw new VerifyError('invalid', 'kid missing');
+  // No extension latchkey knows of is critical (RFC 7515 §4.1.11), so any `crit` is refused.
+  if ('crit' in header) throw new VerifyError('invalid', 'unsupported crit');
+  return header as JWTHeaderParameters;
+}
+
+/**
+ * Verifies a latchkey access token: the JWS compact serialisation (RFC 7515 §7.1), RS256 only (RFC 8725
+ * §3.1: the algorithm is pinned, never taken from the header), `typ` at+jwt (RFC 9068 §2.1), a `kid`
+ * the resolver knows, the signature with node:crypto, then the claims. Returns the claims or throws a
+ * `VerifyError` (`expired`, else `invalid`).
+ *
+ * It is written out rather than delegated to jose's `jwtVerify`, which verifies through WebCrypto and costs
+ * about four times a raw RSA verification here (BENCHMARKS.md): a resource server pays that for every
+ * token it sees for the first time. The rules are jose's, plus what latchkey's tokens always satisfy:
+ * no padding, whole-second `iat` and `exp`, `iat` not in the future, a bounded lifetime.
+ */
+export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, rules: ClaimRules, nowMs: number): Promise<AccessTokenClaims> {
+  if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) throw new VerifyError('invalid', 'not a JWS compact serialisation');
+  const dot1 = token.indexOf('.');
+  const dot2 = token.indexOf('.', dot1 + 1);
+  const h = token.slice(0, dot1);
+  const known = verifiedHeaders.get(h);
+  const header = known ?? parseHeader(h);
+  const p = token.slice(dot1 + 1, dot2);
+  const s = token.slice(dot2 + 1);
+  let key: KeyObject | null;
+  try {
+    const input: FlattenedJWSInput = { protected: h, payload: p, signature: s };
+    key = rs256Key(await getKey(header, input));
+  } catch {
+    throw new VerifyError('invalid', 'no key for this kid');
+  }
+  if (!key) throw new VerifyError('invalid', 'not an RS256 key');
+  // The signing input is ASCII, so latin1 is the cheapest exact conversion to bytes.
+  if (!rsaVerify('sha256', Buffer.from(token.slice(0, dot2), 'latin1'), key, Buffer.from(s, 'base64url'))) {
+    throw new VerifyError('invalid', 'signature verification failed');
+  }
+  if (!known && verifiedHeaders.size < MAX_HEADERS) verifiedHeaders.set(h, Object.freeze(header));
+  let payload: unknown;
+  try {
+    payload = decodeJson(p);
+  } catch {
+    throw new VerifyError('invalid', 'malformed payload');
+  }
+  if (!isObject(payload)) throw new VerifyError('invalid', 'malformed payload');
+  return checkClaims(payload, rules, nowMs);
+}
+
+/** The claims rules (RFC 7519 §4.1, RFC 9068 §2.2), in jose's order: shapes, then expiry, then plausibility. */
+function checkClaims(c: Record<string, unknown>, rules: ClaimRules, nowMs: number): AccessTokenClaims {
+  const invalid = (why: string): never => {
+    throw new VerifyError('invalid', why);
+  };
+  if (c.iss !== rules.issuer) invalid('unexpected iss');
+  const accepted = typeof rules.audience === 'string' ? [rules.audience] : rules.audience;
+  const aud = c.aud;
+  if (typeof aud === 'string' ? !accepted.includes(aud) : !Array.isArray(aud) || !aud.some((a) => accepted.includes(a as string))) invalid('unexpected aud');
+  if (typeof c.sub !== 'string' || typeof c.jti !== 'string' || typeof c.sid !== 'string') invalid('malformed claims');
+  if (c.roles !== undefined && (!Array.isArray(c.roles) || !c.roles.every((r) => typeof r === 'string'))) invalid('malformed roles');
+  const { iat, exp, nbf } = c;
+  if (typeof iat !== 'number' || typeof exp !== 'number') invalid('iat and exp are required numbers');
+  const now = Math.floor(nowMs / 1000);
+  const tolerance = rules.clockToleranceSeconds;
+  if (nbf !== undefined && (typeof nbf !== 'number' || nbf > now + tolerance)) invalid('nbf check failed');
+  if ((exp as number) <= now - tolerance) throw new VerifyError('expired', 'token expired');
+  // jose takes any JSON number here: Infinity (1e309), fractions, an iat after exp or in the future.
+  // latchkey signs whole seconds (RFC 7519 §2 NumericDate) for a bounded lifetime.
+  if (
+    !Number.isSafeInteger(iat) ||
+    !Number.isSafeInteger(exp) ||
+    (iat as number) > nowMs / 1000 + tolerance ||
+    (iat as number) >= (exp as number) ||
+    (exp as number) - (iat as number) > rules.maxLifetimeSeconds
+  ) {
+    invalid('implausible iat or exp');
+  }
+  return c as AccessTokenClaims;
+}
+
+// ---- following the revocation stream -------------------------------------------------------------
+
+export interface RevocationFollowerOptions {
+  /** Opens the connection the stream is read on (it blocks, so it must not be shared). */
+  connect: () => RedisClientLike;
+  /** latchkey's REDIS_KEY_PREFIX, which the connection must not apply itself. Default `lk:`. */
+  keyPrefix?: string;
+  /** Each revocation fact, as it is read. */
+  onFact: (fact: RevocationFact) => void;
+  /** The incident switch as stored, read at every (re)sync; `global` facts on the stream keep it current. */
+  onGlobal?: (g: GlobalRevocation) => void;
+  /** Revocations may have been missed or the store lost its data: nothing decided so far can be trusted. */
+  onReset: (why: string) => void;
+  /** After each successful read (to prune what has expired). */
+  onSync?: (at: number) => void;
+  logger?: VerifierLogger;
+  now?: () => number;
+}
+
+export interface RevocationFollower {
+  /** Resolves once the stream is being followed. */
+  ready(): Promise<void>;
+  /** When the stream was last read successfully (epoch ms, 0 never). */
+  lastSync(): number;
+  /** Whether the stream connection is up right now (a dead one is noticed before it goes stale). */
+  connected(): boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Follows latchkey's revocation stream with a blocking read. After a reconnect it resumes where it
+ * stopped; if the stream no longer reaches back that far, or the store's epoch marker vanished or changed
+ * (Redis lost its data), it calls `onReset`. The building block of `createVerifier`, and of latchkey's own
+ * forward auth.
+ */
+export function followRevocations(options: RevocationFollowerOptions): RevocationFollower {
+  const now = options.now ?? Date.now;
+  const prefix = options.keyPrefix ?? 'lk:';
+  const log = options.logger ?? silent;
+  let reader: RedisClientLike | null = null;
+  let lastSync = 0;
+  let closed = false;
+  let lastId = '$';
+  /** The store's epoch marker as last read; undefined before the first read. */
+  let epoch: string | null | undefined;
+  let markReady: () => void = () => undefined;
+  const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
+
+  const idAfter = (a: string, b: string) => {
+    const [am, as] = a.split('-').map(Number) as [number, number];
+    const [bm, bs] = b.split('-').map(Number) as [number, number];
+    return am > bm || (am === bm && as > bs);
+  };
+
+  /**
+   * Compares the store's epoch marker with the one seen before. latchkey keeps the marker present; the
+   * follower only reads it, so it works with a read-only Redis user.
+   */
+  async function checkEpoch(client: RedisClientLike): Promise<void> {
+    const current = (await client.call('GET', prefix + keyNames.epoch)) as string | null;
+    // A missing marker means the data is gone and latchkey has not marked the new epoch yet: nothing
+    // cached can be trusted while it stays missing (a second loss in that time would look the same).
+    if (current === null) options.onReset('the store lost its data (no epoch marker)');
+    else if (epoch !== undefined && current !== epoch) options.onReset('the store lost its data (epoch changed)');
+    epoch = current;
+  }
+
+  /** After a break: resume if the stream still reaches back to where we stopped, else start over. */
+  async function resync(client: RedisClientLike): Promise<void> {
+    await checkEpoch(client);
+    options.onGlobal?.(parseGlobal(await client.call('HGETALL', prefix + keyNames.global)));
+    if (lastId === '$') {
+      const last = (await client.call('XREVRANGE', prefix + keyNames.revocations, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
+      lastId = last[0]?.[0] ?? '0-0';
+      return;
+    }
+    const first = (await client.call('XRANGE', prefix + keyNames.revocations, '-', '+', 'COUNT', 1)) as Array<[string, string[]]>;
+    const firstId = first[0]?.[0];
+    if (!firstId || idAfter(firstId, lastId)) {
+      if (lastId !== '0-0') options.onReset('revocation events may have been missed');
+      lastId = '0-0';
+    }
+  }
+
+  async function follow(): Promise<void> {
+    let needResync = true;
+    let backoff = 100;
+    while (!closed) {
+      try {
+        if (!reader) {
+          reader = options.connect();
+          reader.on('error', () => undefined);
+        }
+        if (needResync) {
+          await resync(reader);
+          needResync = false;
+          lastSync = now();
+          markReady();
+        }
+        const reply = (await reader.call('XREAD', 'COUNT', 1000, 'BLOCK', BLOCK_MS, 'STREAMS', prefix + keyNames.revocations, lastId)) as
+          | Array<[string, Array<[string, string[]]>]>
+          | null;
+        for (const [, entries] of reply ?? []) {
+          for (const [id, fields] of entries) {
+            lastId = id;
+            const fact = decodeFact(fields);
+            if (fact) options.onFact(fact);
+          }
+        }
+        await checkEpoch(reader);
+        lastSync = now();
+        options.onSync?.(lastSync);
+        backoff = 100;
+      } catch (err) {
+        if (closed) break;
+        log.error({ reason: (err as Error).message }, 'revocation stream unreachable; retrying');
+        needResync = true;
+        reader?.disconnect();
+        reader = null;
+        await new Promise((r) => setTimeout(r, backoff));
+        backoff = Math.min(backoff * 2, 2000);
+      }
+    }
+  }
+
+  const following = follow();
+  return {
+    ready: () => readyPromise,
+    lastSync: () => lastSync,
+    connected: () => reader !== null && (reader.status === undefined || reader.status === 'ready'),
+    async close() {
+      closed = true;
+      reader?.disconnect();
+      await following;
+    },
+  };
+}
+
+// ---- the verifier ----------------------------------------------------------------------------------
+
 interface Known {
   claims: AccessTokenClaims;
   /** Set when the store said no at first sight. */
@@ -125,41 +486,17 @@ interface Known {
 const BLOCK_MS = 1000;
 const silent: VerifierLogger = { warn: () => undefined, error: () => undefined };
 
-/**
- * Exactly three unpadded base64url segments (RFC 7515 §2, §7.1), and no byte order mark before the
- * header's or the payload's JSON (RFC 8259 §8.1): jose's decoders let padding and a BOM through.
- */
-function wellFormed(token: string): boolean {
-  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/.test(token)) return false;
-  const [header, payload] = token.split('.') as [string, string];
-  return !startsWithBom(header) && !startsWithBom(payload);
-}
-
-/** The first four base64url characters are exactly the first three bytes. */
-const startsWithBom = (segment: string) => Buffer.from(segment.slice(0, 4), 'base64url').equals(Buffer.from([0xef, 0xbb, 0xbf]));
-
-/**
- * jose takes any JSON number for `iat` and `exp`: Infinity (1e309), fractions, an `iat` after `exp` or in
- * the future. latchkey signs whole seconds (RFC 7519 §2 NumericDate) for a bounded lifetime.
- */
-function plausibleTimes(payload: JWTPayload, nowMs: number, toleranceSeconds: number, maxLifetimeSeconds: number): boolean {
-  const { iat, exp } = payload;
-  return (
-    Number.isSafeInteger(iat) &&
-    Number.isSafeInteger(exp) &&
-    iat! <= nowMs / 1000 + toleranceSeconds &&
-    iat! < exp! &&
-    exp! - iat! <= maxLifetimeSeconds
-  );
-}
-
 export function createVerifier(options: VerifierOptions): Verifier {
   const now = options.now ?? Date.now;
   const tolerance = Math.min(options.clockToleranceSeconds ?? 5, 30);
-  const maxLifetime = options.maxLifetimeSeconds ?? 86_400;
+  const rules: ClaimRules = {
+    issuer: options.issuer,
+    audience: options.audience,
+    clockToleranceSeconds: tolerance,
+    maxLifetimeSeconds: options.maxLifetimeSeconds ?? 86_400,
+  };
   const prefix = options.keyPrefix ?? 'lk:';
   const maxStaleness = options.maxStalenessMs ?? 3000;
-  const cacheSize = options.cacheSize ?? 10_000;
   const policy = options.revocation ?? { policy: 'failClosed' as const };
   const log = options.logger ?? silent;
   const redis = options.redis;
@@ -169,12 +506,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   if (!getKey) throw new Error('createVerifier needs jwksUrl or getKey');
 
   const stats: VerifierStats = { accepted: 0, expired: 0, revoked: 0, invalid: 0, unavailable: 0, redisLookups: 0 };
-  const known = new Map<string, Known>();
+  const known = new TokenCache<Known>(options.cacheSize ?? 10_000);
   const revokedSids = new Map<string, number>();
   const deniedJtis = new Map<string, number>();
-  let lastSync = 0;
+  /** The incident switch: read at every (re)sync, then kept current by `global` facts on the stream. */
+  let global: GlobalRevocation = { all: 0, roles: {} };
+  /** Bumped whenever cached answers are dropped: an answer asked for before that must not be cached after. */
+  let generation = 0;
   let lastOpenWarning = 0;
-  let closed = false;
 
   const decide = (d: Decision) => {
     stats[d === 'accepted' ? 'accepted' : d]++;
@@ -185,21 +524,46 @@ export function createVerifier(options: VerifierOptions): Verifier {
     throw new VerifyError(code, message);
   };
 
-  function remember(token: string, entry: Known): void {
-    if (known.size >= cacheSize) {
-      // Evict the oldest; a forgotten token is simply checked again at its next sight.
-      const oldest = known.keys().next().value;
-      if (oldest !== undefined) known.delete(oldest);
-    }
-    known.set(token, entry);
-  }
+  /** Remembered at most until the token expires (with the tolerance); a forgotten token is checked again. */
+  const remember = (token: string, entry: Known) => known.set(token, entry, (entry.claims.exp + tolerance) * 1000, now());
+
+  const follower = redis
+    ? followRevocations({
+        // The stream reader blocks its connection, so it gets its own; it may queue while connecting.
+        connect: () => (redis.isCluster ? redis.duplicate([], { enableOfflineQueue: true }) : redis.duplicate({ enableOfflineQueue: true })),
+        keyPrefix: prefix,
+        logger: log,
+        now,
+        onFact(fact) {
+          // A fact's exp allows for latchkey's clock skew; this verifier accepts tokens for its own
+          // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
+          const until = fact.exp + tolerance * 1000;
+          if (fact.type === 'sid') revokedSids.set(fact.sid, until);
+          else if (fact.type === 'jti') deniedJtis.set(fact.jti, until);
+          else global = applyGlobal(global, fact);
+        },
+        onGlobal(g) {
+          global = g;
+        },
+        onReset(why) {
+          if (known.size > 0) log.warn({ why, dropped: known.size }, 'revocation cache reset');
+          known.clear();
+          generation++;
+        },
+        onSync(t) {
+          for (const [sid, exp] of revokedSids) if (exp <= t) revokedSids.delete(sid);
+          for (const [jti, exp] of deniedJtis) if (exp <= t) deniedJtis.delete(jti);
+        },
+      })
+    : null;
 
   function fresh(): boolean {
-    return now() - lastSync <= maxStaleness;
+    return now() - follower!.lastSync() <= maxStaleness;
   }
 
   /** The policy when revocation state is unknown: refuse, or accept for a bounded time and say so. */
   function whenUnknown(claims: AccessTokenClaims): AccessTokenClaims {
+    const lastSync = follower!.lastSync();
     if (policy.policy === 'failOpen' && now() - lastSync <= policy.maxSeconds * 1000) {
       if (now() - lastOpenWarning > 1000) {
         lastOpenWarning = now();
@@ -245,41 +609,28 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   async function verify(token: string): Promise<AccessTokenClaims> {
     const t = now();
-    let entry = known.get(token);
-    if (!entry) {
+    const cached = known.get(token, t);
+    let claims: AccessTokenClaims;
+    if (cached) claims = cached.claims;
+    else {
       try {
-        if (!wellFormed(token)) return fail('invalid', 'not a JWS compact serialisation latchkey signs');
-        const { payload } = await jwtVerify(token, getKey!, {
-          issuer: options.issuer,
-          audience: options.audience,
-          algorithms: ['RS256'],
-          typ: 'at+jwt',
-          clockTolerance: tolerance,
-          currentDate: new Date(t),
-          requiredClaims: ['sub', 'iat', 'exp', 'jti', 'sid'],
-        });
-        if (typeof payload.sid !== 'string' || typeof payload.jti !== 'string') return fail('invalid', 'malformed claims');
-        if (!plausibleTimes(payload, t, tolerance, maxLifetime)) return fail('invalid', 'implausible iat or exp');
-        entry = { claims: payload as AccessTokenClaims, revoked: false };
+        claims = await verifyAccessToken(token, getKey!, rules, t);
       } catch (err) {
-        if (err instanceof VerifyError) throw err;
-        return fail(err instanceof errors.JWTExpired ? 'expired' : 'invalid', (err as Error).message);
+        if (err instanceof VerifyError) return fail(err.code, err.message);
+        return fail('invalid', (err as Error).message);
       }
-    } else if (entry.claims.exp + tolerance <= t / 1000) {
-      known.delete(token);
-      return fail('expired', 'token expired');
+      if (!redis) remember(token, { claims, revoked: false });
     }
-    const claims = entry.claims;
     if (!redis) {
-      remember(token, entry);
       decide('accepted');
       return claims;
     }
-    if (entry.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti) || revokedGlobally(global, claims)) {
+    if (cached?.revoked || revokedSids.has(claims.sid) || deniedJtis.has(claims.jti) || revokedGlobally(global, claims)) {
       return fail('revoked', 'token revoked');
     }
     if (!fresh()) return whenUnknown(claims);
-    if (!known.has(token)) {
+    if (!cached) {
+      const gen = generation;
       let active: boolean;
       try {
         active = await firstSight(claims);
@@ -287,128 +638,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
         log.error({ reason: (err as Error).message }, 'revocation lookup failed');
         return whenUnknown(claims);
       }
-      remember(token, { claims, revoked: !active });
+      if (gen === generation) remember(token, { claims, revoked: !active });
       if (!active) return fail('revoked', 'token revoked');
     }
     decide('accepted');
     return claims;
   }
 
-  // ---- following the revocation stream -------------------------------------------------------------
-
-  let reader: RedisClientLike | null = null;
-  let lastId = '$';
-  /** The store's epoch marker as last read; undefined before the first read. */
-  let epoch: string | null | undefined;
-  /** The incident switch: read at every (re)sync, then kept current by `global` facts on the stream. */
-  let global: GlobalRevocation = { all: 0, roles: {} };
-  let markReady: () => void = () => undefined;
-  const readyPromise = new Promise<void>((resolve) => (markReady = resolve));
-
-  const idAfter = (a: string, b: string) => {
-    const [am, as] = a.split('-').map(Number) as [number, number];
-    const [bm, bs] = b.split('-').map(Number) as [number, number];
-    return am > bm || (am === bm && as > bs);
-  };
-
-  function forgetAnswers(why: string): void {
-    if (known.size > 0) log.warn({ why, dropped: known.size }, 'revocation cache reset');
-    known.clear();
-  }
-
-  function prune(t: number): void {
-    for (const [sid, exp] of revokedSids) if (exp <= t) revokedSids.delete(sid);
-    for (const [jti, exp] of deniedJtis) if (exp <= t) deniedJtis.delete(jti);
-  }
-
-  /**
-   * Compares the store's epoch marker with the one seen before. latchkey keeps the marker present; the
-   * verifier only reads it, so it works with a read-only Redis user.
-   */
-  async function checkEpoch(client: RedisClientLike): Promise<void> {
-    const current = (await client.call('GET', prefix + keyNames.epoch)) as string | null;
-    // A missing marker means the data is gone and latchkey has not marked the new epoch yet: nothing
-    // cached can be trusted while it stays missing (a second loss in that time would look the same).
-    if (current === null) forgetAnswers('the store lost its data (no epoch marker)');
-    else if (epoch !== undefined && current !== epoch) forgetAnswers('the store lost its data (epoch changed)');
-    epoch = current;
-  }
-
-  /** After a break: resume if the stream still reaches back to where we stopped, else start over. */
-  async function resync(client: RedisClientLike): Promise<void> {
-    await checkEpoch(client);
-    global = parseGlobal(await client.call('HGETALL', prefix + keyNames.global));
-    if (lastId === '$') {
-      const last = (await client.call('XREVRANGE', prefix + keyNames.revocations, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>;
-      lastId = last[0]?.[0] ?? '0-0';
-      return;
-    }
-    const first = (await client.call('XRANGE', prefix + keyNames.revocations, '-', '+', 'COUNT', 1)) as Array<[string, string[]]>;
-    const firstId = first[0]?.[0];
-    if (!firstId || idAfter(firstId, lastId)) {
-      if (lastId !== '0-0') forgetAnswers('revocation events may have been missed');
-      lastId = '0-0';
-    }
-  }
-
-  async function follow(): Promise<void> {
-    let needResync = true;
-    let backoff = 100;
-    while (!closed) {
-      try {
-        if (!reader) {
-          // The stream reader blocks its connection, so it gets its own; it may queue while connecting.
-          reader = redis!.isCluster ? redis!.duplicate([], { enableOfflineQueue: true }) : redis!.duplicate({ enableOfflineQueue: true });
-          reader.on('error', () => undefined);
-        }
-        if (needResync) {
-          await resync(reader);
-          needResync = false;
-          lastSync = now();
-          markReady();
-        }
-        const reply = (await reader.call('XREAD', 'COUNT', 1000, 'BLOCK', BLOCK_MS, 'STREAMS', prefix + keyNames.revocations, lastId)) as
-          | Array<[string, Array<[string, string[]]>]>
-          | null;
-        for (const [, entries] of reply ?? []) {
-          for (const [id, fields] of entries) {
-            lastId = id;
-            const fact = decodeFact(fields);
-            // A fact's exp allows for latchkey's clock skew; this verifier accepts tokens for its own
-            // tolerance past exp, which may be longer, and its cache still says "accepted" all that time.
-            const until = (fact?.exp ?? 0) + tolerance * 1000;
-            if (fact?.type === 'sid') revokedSids.set(fact.sid, until);
-            if (fact?.type === 'global') global = applyGlobal(global, fact);
-            if (fact?.type === 'jti') deniedJtis.set(fact.jti, until);
-          }
-        }
-        await checkEpoch(reader);
-        lastSync = now();
-        prune(lastSync);
-        backoff = 100;
-      } catch (err) {
-        if (closed) break;
-        log.error({ reason: (err as Error).message }, 'revocation stream unreachable; retrying');
-        needResync = true;
-        reader?.disconnect();
-        reader = null;
-        await new Promise((r) => setTimeout(r, backoff));
-        backoff = Math.min(backoff * 2, 2000);
-      }
-    }
-  }
-
-  const following = redis ? follow() : Promise.resolve();
-  if (!redis) markReady();
-
+  if (follower) void follower.ready();
   return {
     verify,
-    ready: () => readyPromise,
+    ready: () => follower?.ready() ?? Promise.resolve(),
     stats: () => ({ ...stats }),
     async close() {
-      closed = true;
-      reader?.disconnect();
-      await following;
+      await follower?.close();
     },
   };
 }
