@@ -34,6 +34,11 @@ export type AuthEvent =
   | { type: 'password_reset_failed'; userId: string | null }
   | { type: 'admin_key_created'; keyId: string; name: string }
   | { type: 'admin_key_revoked'; keyId: string; name: string }
+  /** Signing-key changes made with `latchkey keys` (kids are public: they are in the JWKS). */
+  | { type: 'signing_key_generated'; kid: string }
+  | { type: 'signing_key_rotated'; kid: string; activatesAt: string; immediate: boolean; retired: string[] }
+  | { type: 'signing_key_revoked'; kid: string }
+  | { type: 'signing_keys_pruned'; kids: string[] }
   /**
    * The incident switch: every session created before `revokedAfter` (ms) is revoked — every user's, or
    * only those of users holding `role`.

@@ -5,7 +5,7 @@ import { ApiError, StoreUnavailableError } from './errors.js';
 import type { Store } from './store/store.js';
 
 /**
- * Throttles (PRODUCT.md "Abuse resistance"). The counters live in the store, so N instances share one
+ * Throttles (README "Security model"). The counters live in the store, so N instances share one
  * budget instead of granting N of them. Every check runs before the work it protects (argon2, a rotation).
  *
  * - per client IP: login, registration and password attempts per minute; refreshes per minute

@@ -38,7 +38,7 @@ export interface PasswordResetsDeps {
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest();
 
-/** Forgotten passwords (PRODUCT.md `POST /password/forgot`, `POST /password/reset`). */
+/** Forgotten passwords (openapi.yaml `POST /password/forgot`, `POST /password/reset`). */
 export class PasswordResets {
   private inFlight = 0;
   private readonly pending = new Set<Promise<void>>();

@@ -24,7 +24,7 @@ declare module 'fastify' {
 }
 
 /**
- * The admin API (PRODUCT.md "Operators"): a Fastify instance of its own, served on its own port
+ * The admin API (README "The admin API"): a Fastify instance of its own, served on its own port
  * (LATCHKEY_ADMIN_PORT) and never on the public one. It shares the public app's services, so a revocation
  * made here is the same revocation, published the same way. Never listens; server.ts does.
  */

@@ -14,7 +14,7 @@ export interface AuditDeps {
 }
 
 /**
- * The audit trail (PRODUCT.md "Operators"): every security event, with its actor, IP, user agent and
+ * The audit trail (README "The audit trail"): every security event, with its actor, IP, user agent and
  * request id, appended to the store's bounded trail and mirrored in the log. It subscribes to the event
  * bus; nothing else writes to it. Events carry no password or token, and an address without an account
  * only as a keyed hash (`emailHash`), so the trail can tell repeated attempts on one address apart without

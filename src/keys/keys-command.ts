@@ -1,7 +1,9 @@
+import { basename } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { loadConfig, type Config } from '../config.js';
+import { auditKeyChange } from './key-audit.js';
 import { KeyStore } from './keystore.js';
 import { generateFirstKey, prune, revoke, rotate } from './rotation.js';
 
@@ -70,6 +72,7 @@ export async function runKeys(argv: string[]): Promise<number> {
   const now = Date.now();
   const signer = keys.signer(now)?.kid;
   const out = (s: string) => process.stdout.write(`${s}\n`);
+  const audited = (change: Parameters<typeof auditKeyChange>[1]) => auditKeyChange(config, change, (line) => process.stderr.write(`${line}\n`));
 
   switch (command) {
     case 'list':
@@ -78,6 +81,7 @@ export async function runKeys(argv: string[]): Promise<number> {
     case 'generate': {
       const path = await generateFirstKey(dir, keys.all(), now, bits);
       out(`created ${path} (RSA ${bits}, mode 0600): published and signing now`);
+      await audited({ type: 'signing_key_generated', kid: basename(path, '.json') });
       return 0;
     }
     case 'rotate': {
@@ -97,6 +101,13 @@ export async function runKeys(argv: string[]): Promise<number> {
       out(`created ${r.path} (RSA ${bits}, mode 0600)`);
       out(`  ${r.created.kid}: published now, signs from ${r.created.activatesAt}`);
       for (const old of r.retired) out(`  ${old.kid}: stops signing at ${old.retiresAt}, leaves the JWKS at ${old.expiresAt}`);
+      await audited({
+        type: 'signing_key_rotated',
+        kid: r.created.kid,
+        activatesAt: String(r.created.activatesAt),
+        immediate: values.now,
+        retired: r.retired.map((k) => k.kid),
+      });
       return 0;
     }
     case 'revoke': {
@@ -109,11 +120,13 @@ export async function runKeys(argv: string[]): Promise<number> {
       );
       await revoke(dir, keys.all(), now, kid, signer);
       out(`revoked ${kid}`);
+      await audited({ type: 'signing_key_revoked', kid });
       return 0;
     }
     case 'prune': {
       const gone = await prune(keys.all(), now);
       out(gone.length ? gone.map((k) => `deleted ${k}`).join('\n') : 'nothing to prune');
+      if (gone.length > 0) await audited({ type: 'signing_keys_pruned', kids: gone });
       return 0;
     }
     default:

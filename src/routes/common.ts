@@ -70,8 +70,8 @@ export function requireAllowedOrigin(request: FastifyRequest, config: Config): v
 
 /**
  * A request carrying an `Origin` comes from a browser (browsers send one with every POST, `null` included),
- * and a browser never receives a refresh token in a body, where page scripts could read it (PRODUCT.md
- * "Browsers"). It is refused before anything is issued or spent, rather than silently switched to a
+ * and a browser never receives a refresh token in a body, where page scripts could read it (README
+ * "Browser (SPA) flow"). It is refused before anything is issued or spent, rather than silently switched to a
  * cookie, so the client learns to ask for `client: "browser"`. Hybrid apps whose web view sends an
  * Origin are let through by LATCHKEY_NATIVE_ORIGINS.
  */

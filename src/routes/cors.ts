@@ -8,7 +8,7 @@ import type { Config } from '../config.js';
 export const PREFLIGHT_MAX_AGE = 600;
 
 /**
- * CORS for the configured origins only (PRODUCT.md "Browsers"). An allowed origin is echoed, never `*`
+ * CORS for the configured origins only (README "Browser (SPA) flow"). An allowed origin is echoed, never `*`
  * (the Fetch standard forbids `*` with credentials), with `Access-Control-Allow-Credentials` so the refresh
  * cookie travels, and `Vary: Origin` on every answer so caches keep answers to different origins apart.
  * Any other origin, and a request without one, gets no CORS header at all, and its preflight a 404: the

@@ -65,7 +65,7 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRouteOptions> = async (app, op
       noStore(reply);
       const form = parse(tokenForm, request.body);
       refuseClientAuthentication(request, form.client_secret);
-      // PRODUCT.md "Browsers": a request carrying a browser Origin never receives a refresh token in a
+      // README "Browser (SPA) flow": a request carrying a browser Origin never receives a refresh token in a
       // body. Browser apps refresh with the HttpOnly cookie at /refresh.
       if (request.headers.origin !== undefined) {
         throw new ApiError('invalid_request', 'Browser clients refresh with the cookie at /refresh, not at /token.');

@@ -4,7 +4,7 @@ import type { Channel } from '../store/store.js';
 
 export type ClientKind = 'browser' | 'native';
 
-/** The channel a kind of client receives its refresh token on (PRODUCT.md "Channel binding"). */
+/** The channel a kind of client receives its refresh token on (README "Browser (SPA) flow"). */
 export const channelOf = (kind: ClientKind): Channel => (kind === 'browser' ? 'cookie' : 'body');
 
 /**

@@ -46,7 +46,7 @@ interface Decided {
  *   within about a second.
  * - A cached decision is used only while the stream is followed (read within the last 2 s, connection up)
  *   and the store's connection is up; otherwise every check goes to the store as before, so an outage
- *   meets the configured fail policy (PRODUCT.md "Revocation that resource servers can see").
+ *   meets the configured fail policy (README "Security model").
  * - When events may have been missed (stream trimmed past where it stopped) or Redis lost its data, every
  *   cached decision is dropped.
  */

@@ -1,3 +1,6 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../../src/store/redis-store.js';
@@ -27,6 +30,26 @@ describe('the users, admin-keys and audit CLI, on the store of a running app', (
   afterAll(async () => {
     await admin.close();
     await t.close();
+  });
+
+  it('signing-key changes made with "latchkey keys" are in the audit trail, with the CLI as actor', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'lk-audit-keys-'));
+    const keysEnv = { ...env, LATCHKEY_KEYS_DIR: dir };
+    expect((await runCli(['keys', 'generate'], keysEnv)).code).toBe(0);
+    const rotated = await runCli(['keys', 'rotate', '--now', '--yes'], keysEnv);
+    expect(rotated.code).toBe(0);
+    const kid = /^ {2}(\S+): published now/m.exec(rotated.stdout)?.[1];
+    expect(kid).toBeDefined();
+    await t.app.latchkey.audit.flush();
+    const { entries } = await t.app.latchkey.audit.query({ limit: 20 });
+    const keyEntries = entries.filter((e) => e.type.startsWith('signing_key'));
+    expect(keyEntries.map((e) => e.type)).toEqual(['signing_key_rotated', 'signing_key_generated']);
+    expect(keyEntries[0]).toMatchObject({ actor: 'cli', details: { kid, immediate: true } });
+    // Without Redis the change is made all the same, and the CLI says it is not audited.
+    const first = String(keyEntries[1]!.details.kid);
+    const withoutRedis = await runCli(['keys', 'revoke', first, '--yes'], { LATCHKEY_KEYS_DIR: dir });
+    expect(withoutRedis.code).toBe(0);
+    expect(withoutRedis.stderr).toMatch(/not in the audit trail/);
   });
 
   it('creates an admin from standard input, disables a user (refused by /verify at once), manages keys, tails the audit trail', async () => {

@@ -13,7 +13,7 @@ import { runCli } from '../helpers/cli.js';
 const NEW_PASSWORD = 'a brand new passphrase';
 
 /**
- * PRODUCT.md: every revocation, by whatever path, reaches /verify at once and verifiers within about a
+ * README "Security model": every revocation, by whatever path, reaches /verify at once and verifiers within about a
  * second. One private Redis; latchkey, its admin API, a verifier and the CLI all on it.
  */
 describe('every revocation path reaches /verify at once and latchkey/verifier within a second', () => {

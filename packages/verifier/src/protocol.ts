@@ -68,7 +68,7 @@ export function revokedBefore(g: GlobalRevocation, roles: readonly string[] | un
  * Whether the incident switch revokes an access token. The mark is always a whole second and latchkey
  * never issues a token in the second the switch was pulled with an earlier `iat` (it holds such logins
  * until the mark), so comparing `iat` — whole seconds (RFC 7519 §2) — is exact: a login right after the
- * switch stays valid, every token issued before it is refused (PRODUCT.md, the same-second problem).
+ * switch stays valid, every token issued before it is refused (the same-second problem: a login right after the mark must stay valid).
  */
 export function revokedGlobally(g: GlobalRevocation, claims: { iat: number; roles?: readonly string[] }): boolean {
   return claims.iat * 1000 < revokedBefore(g, claims.roles);

@@ -48,7 +48,7 @@ function requireSameOrigin(request: FastifyRequest): void {
 }
 
 /**
- * The ops console (PRODUCT.md "Operators"): a page on the admin listener that drives the admin API, and
+ * The ops console (README "The ops console"): a page on the admin listener that drives the admin API, and
  * its sign-in. The page keeps the access token in memory only; the admin API takes credentials from the
  * Authorization header only, never from a cookie, so another site's page has nothing to ride on.
  *
