@@ -137,6 +137,25 @@ describe.each(storeKinds)('register and login (%s store)', (kind) => {
     }
   });
 
+  it('answers an unknown e-mail only once the dummy verification has finished', async () => {
+    const original = PasswordHasher.prototype.verify;
+    let finished = false;
+    const verify = vi.spyOn(PasswordHasher.prototype, 'verify').mockImplementation(async function (this: PasswordHasher, hash: string, password: string) {
+      const ok = await original.call(this, hash, password);
+      // Longer than the rest of the request takes: a 401 sent before this resolves would leave `finished` false.
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      finished = true;
+      return ok;
+    });
+    try {
+      const res = await post(t.app, '/login', { email: uniqueEmail('ghost'), password: PASSWORD });
+      expect(res.statusCode).toBe(401);
+      expect(finished).toBe(true);
+    } finally {
+      verify.mockRestore();
+    }
+  });
+
   it('own endpoints accept the fresh access token', async () => {
     const user = await register(t.app);
     const { access, sessionId } = await loginNative(t.app, user.email);
