@@ -104,8 +104,9 @@ async function startLatchkey(port: number, redisUrl: string, keysDir: string): P
       LATCHKEY_MAX_SESSIONS_PER_USER: '1000',
       LATCHKEY_HASH_QUEUE: '1000',
       LATCHKEY_HASH_CONCURRENCY: HASHES,
-      // Two instances run side by side; neither needs to serve its metrics.
+      // Two instances run side by side; neither needs to serve its metrics or the admin API.
       LATCHKEY_METRICS_PORT: '0',
+      LATCHKEY_ADMIN_PORT: '0',
       LATCHKEY_ISSUER: ISSUER,
       // As `npm start` and the image run it.
       UV_THREADPOOL_SIZE: '8',

@@ -37,6 +37,7 @@ describe('the server started as in production logs no credential and no query st
       HOST: '127.0.0.1',
       PORT: String(port),
       LATCHKEY_METRICS_PORT: '0',
+      LATCHKEY_ADMIN_PORT: '0',
       LOG_LEVEL: 'debug',
       LATCHKEY_KEYS_DIR: keysDir,
     };
@@ -128,7 +129,7 @@ describe('the server started as in production logs no credential and no query st
       }, 'probe');
       await app.close();
     `;
-    const env = { PATH: process.env.PATH, NODE_ENV: 'development', LATCHKEY_METRICS_PORT: '0', LOG_LEVEL: 'info', LATCHKEY_KEYS_DIR: keysDir };
+    const env = { PATH: process.env.PATH, NODE_ENV: 'development', LATCHKEY_METRICS_PORT: '0', LATCHKEY_ADMIN_PORT: '0', LOG_LEVEL: 'info', LATCHKEY_KEYS_DIR: keysDir };
     const probe = spawn(process.execPath, ['--import', 'tsx', '--conditions=latchkey-source', '--input-type=module', '-e', script], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     probe.stdout?.on('data', (d: Buffer) => (out += d.toString()));
