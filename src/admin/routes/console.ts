@@ -63,7 +63,6 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
   );
   const open = { config: { adminPublic: true as const } };
 
-  app.get('/admin/console/', open, async (_request, reply) => securityHeaders(reply).redirect('/admin/console', 302));
   for (const [path, asset] of files) {
     app.get(path, open, async (_request, reply) => securityHeaders(reply).type(asset.type).send(asset.body));
   }
