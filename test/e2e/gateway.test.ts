@@ -1,8 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { createServer as netServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeJwt, SignJWT } from 'jose';
@@ -14,14 +12,8 @@ import type { RedisStore } from '../../src/store/redis-store.js';
 import { buildTestApp, createTestStore, type TestApp } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+import type { AddressInfo } from 'node:net';
+import { freePort } from '../support/redis-server.js';
 
 /** Starts a child process and waits until a line of its output matches. */
 function startProcess(cmd: string, args: string[], env: NodeJS.ProcessEnv, ready: RegExp): Promise<{ child: ChildProcess; match: RegExpMatchArray }> {

@@ -1,18 +1,9 @@
-import type { AddressInfo } from 'node:net';
-import { createServer as netServer } from 'node:net';
 import * as oauth from 'oauth4webapi';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = netServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
+import { freePort } from '../support/redis-server.js';
 
 /**
  * A stock OAuth 2 client library (oauth4webapi, as used by Auth.js and many others) against latchkey on

@@ -1,28 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateFirstKey } from '../../src/keys/rotation.js';
-import { startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
+import { freePort, startRedisServer, type RedisServerHandle } from '../support/redis-server.js';
 
 /**
  * Two latchkey processes on one Redis, as behind a load balancer. Each remembers the tokens its forward
  * auth decided; a revocation made through one must reach the other's memory through the revocation stream
  * within about a second.
  */
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 const children: ChildProcess[] = [];
 
