@@ -57,7 +57,11 @@ describe('redis store at rest', () => {
     const res = await refreshNative(t.app, spent);
     const current = (res.json() as { refresh_token: string; access_token: string }).refresh_token;
     const secrets = [spent, current].map((tok) => parseRefreshToken(tok)!.secret);
-    const haystack = Buffer.concat((await dump(t)).flatMap((e) => [Buffer.from(e.key), e.value]));
+    const entries = await dump(t);
+    // The dump holds this session (its hash and grace key), so finding nothing in it means something.
+    const sid = parseRefreshToken(spent)!.sessionId;
+    expect(entries.filter((e) => e.key.includes(`:s:${sid}`) || e.key.includes(`:g:${sid}`))).toHaveLength(2);
+    const haystack = Buffer.concat(entries.flatMap((e) => [Buffer.from(e.key), e.value]));
     for (const secret of secrets) {
       expect(haystack.includes(Buffer.from(secret))).toBe(false);
       expect(haystack.includes(Buffer.from(secret, 'base64url'))).toBe(false);
