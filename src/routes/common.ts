@@ -24,7 +24,8 @@ export function parse<T extends z.ZodType>(schema: T, input: unknown): z.infer<T
   throw new ApiError('invalid_request', problems.join('; '));
 }
 
-const safeName = (name: string) => (/^[A-Za-z0-9_-]{1,40}$/.test(name) ? name : '(a field name that is not plain ASCII)');
+/** A field name fit to quote in an error: plain ASCII, or a stand-in (errors never echo raw input). */
+export const safeName = (name: string) => (/^[A-Za-z0-9_-]{1,40}$/.test(name) ? name : '(a field name that is not plain ASCII)');
 
 /**
  * Text a person typed must be clean Unicode: no control characters (NUL, escapes), no format characters

@@ -8,7 +8,7 @@ import type { Clients } from '../tokens/clients.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
 import { parseRefreshToken } from '../tokens/refresh-token.js';
 import type { Revocations } from '../tokens/revocation.js';
-import { bearerToken, clientContext, noStore, parse, sendTokens } from './common.js';
+import { bearerToken, clientContext, noStore, parse, sendTokens, safeName } from './common.js';
 
 export interface OAuthRouteOptions {
   issuer: TokenIssuer;
@@ -147,7 +147,7 @@ function parseForm(body: string): Record<string, string> {
   const out: Record<string, string> = {};
   const seen = new Set<string>();
   for (const [name, value] of new URLSearchParams(body)) {
-    if (seen.has(name)) throw new ApiError('invalid_request', `${name.slice(0, 64)}: must not be repeated`);
+    if (seen.has(name)) throw new ApiError('invalid_request', `${safeName(name)}: must not be repeated`);
     seen.add(name);
     if (value !== '') out[name] = value;
   }

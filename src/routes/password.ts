@@ -8,16 +8,15 @@ import { ApiError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
-import { emailField } from './accounts.js';
+import { emailField, passwordField } from './accounts.js';
 import { attemptLimit, bearerToken, clientContext, parse, requireAllowedOrigin, sendTokens } from './common.js';
 
 // Length and content are the password policy's to judge (src/accounts/password-policy.ts), in bytes; the
 // schema only bounds what is parsed at all.
-const passwordInput = z.string().min(1).max(4096);
 
-const changeBody = z.strictObject({ current_password: passwordInput, new_password: passwordInput });
+const changeBody = z.strictObject({ current_password: passwordField, new_password: passwordField });
 const forgotBody = z.strictObject({ email: emailField });
-const resetBody = z.strictObject({ token: z.string().min(1).max(200), new_password: passwordInput });
+const resetBody = z.strictObject({ token: z.string().min(1).max(200), new_password: passwordField });
 
 export interface PasswordRouteOptions {
   accounts: Accounts;

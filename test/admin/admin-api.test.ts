@@ -123,6 +123,10 @@ describe.each(storeKinds)('admin API (%s store)', (kind) => {
     const weak = await as('POST', '/admin/users', { email: uniqueEmail(), password: 'password1' });
     expect(weak.statusCode).toBe(400);
     expect(weak.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/^password: .*common/) });
+    // The same clean-text rule as /login, or the owner could never type the password an operator set.
+    const control = await as('POST', '/admin/users', { email: uniqueEmail(), password: 'correct horse\u0007battery' });
+    expect(control.statusCode).toBe(400);
+    expect(control.json()).toMatchObject({ error: 'invalid_request', error_description: expect.stringMatching(/^password/) });
 
     await loginNative(t.app, email);
     const found = (await as('GET', `/admin/users?email=${encodeURIComponent(email.toUpperCase())}`)).json() as { users: Json[] };

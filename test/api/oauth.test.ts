@@ -56,6 +56,10 @@ describe.each(storeKinds)('OAuth 2 endpoints (%s store)', (kind) => {
       expect((await form(t, '/token', { grant_type: 'refresh_token' })).json().error).toBe('invalid_request');
       const twice = await form(t, '/token', 'grant_type=refresh_token&refresh_token=a&refresh_token=b');
       expect(twice.statusCode).toBe(400);
+      // A repeated parameter is named only if its name is plain: errors never echo what the client sent.
+      const hostile = await form(t, '/token', 'grant_type=refresh_token&%3Cimg%20src%3Dx%3E=1&%3Cimg%20src%3Dx%3E=2');
+      expect(hostile.statusCode).toBe(400);
+      expect(hostile.body).not.toContain('<img');
       expect(twice.json().error).toBe('invalid_request');
     });
 

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { AppServices } from '../../app.js';
 import type { Config } from '../../config.js';
 import { ApiError } from '../../errors.js';
-import { emailField } from '../../routes/accounts.js';
+import { emailField, passwordField } from '../../routes/accounts.js';
 import { parse, sessionView } from '../../routes/common.js';
 import type { UserRecord } from '../../store/store.js';
 
@@ -17,7 +17,7 @@ const findQuery = z.strictObject({
   cursor: z.string().max(64).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
 });
-const createBody = z.strictObject({ email: emailField, password: z.string().min(1).max(4096), roles: roleList.default([]) });
+const createBody = z.strictObject({ email: emailField, password: passwordField, roles: roleList.default([]) });
 const rolesBody = z.strictObject({ roles: roleList, revoke: z.boolean().default(false) });
 
 /** What operators see of an account: never its password hash. */
