@@ -29,8 +29,9 @@ export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Conf
       .header(names.session, claims.sid)
       .header('x-revocation-checked', String(revocationChecked));
     if (claims.client_id) reply.header(names.client, claims.client_id);
-    if (names.email) {
-      // Only on request (a store read per check). A user gone since the check simply gets no header.
+    if (names.email && revocationChecked) {
+      // Only on request (a store read per check), and never while failing open: the store is down then,
+      // and the accepted token must not turn into a 503. A user gone since the check gets no header.
       const user = await store.getUser(claims.sub);
       if (user) reply.header(names.email, user.email);
     }

@@ -30,7 +30,7 @@
  *   audit              stream  the audit trail: trimmed by age (LATCHKEY_AUDIT_RETENTION) and count
  *                              (LATCHKEY_AUDIT_MAX_ENTRIES) at every append, and expires after a quiet spell
  *   hk                 string  the random key of the audit trail's keyed hashes (one key)
- *   revocations, epoch          what verifiers follow (src/verifier/protocol.ts)
+ *   revocations, epoch          what verifiers follow (packages/verifier/src/protocol.ts)
  *   rl:<throttle>:<key>        throttle counters (src/throttle.ts; rate-limiter-flexible's own script, each
  *                              expiring with its window; account keys are hashed e-mails)
  *
@@ -51,7 +51,7 @@
  * So the user agent (at most 128 bytes) is kept in two fields, `u` and `v`, and joined on reading.
  * Every byte of a session is paid once per session, so: one-letter field names; the expiry lives only in
  * the index score (and the key's TTL), not in the hash too; what only the grace window needs (the spent
- * hash, the nonce) lives in the grace key, which expires with the window; token hashes are stored
+ * hash, the nonce) lives in the grace key, which the next rotation replaces; token hashes are stored
  * truncated to their first 128 bits, still 2^128 work to match from a dump, and compared the same way.
  */
 
@@ -124,7 +124,7 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
  * creation, ms) lets latchkey apply the incident switch.
  */
 export const rotateLua = `${WRITES}${prelude}
--- The grace value is read back by offsets: hash (16), nonce (22), time.
+-- The grace value is read back by offsets: hash (16), nonce (22), late flag (1), time.
 if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
 local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o', 't')
 local mk, h = s[1], ARGV[2]
@@ -151,9 +151,9 @@ if h == s[2] then
   redis.call('PEXPIRE', KEYS[3], int(newExp - now))
   redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
+  local late = redis.call('HGET', KEYS[3], 'd') == '1' and '1' or '0'
+  redis.call('HDEL', KEYS[3], 'd')
   if grace > 0 then
-    local late = redis.call('HGET', KEYS[3], 'd') == '1' and '1' or '0'
-    redis.call('HDEL', KEYS[3], 'd')
     redis.call('SET', KEYS[4], h .. ARGV[6] .. late .. int(now), 'PX', int(newExp - now))
   else
     redis.call('DEL', KEYS[4])

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreUnavailableError } from '../../src/errors.js';
 import { buildTestApp, storeKinds, type TestApp } from '../helpers/app.js';
 import { bearer, loginNative, post, register } from '../helpers/client.js';
 
@@ -148,6 +149,28 @@ describe('forward auth header names', () => {
       expect(Object.values(res.headers)).not.toContain(user.email);
     } finally {
       await plain.close();
+    }
+  });
+});
+
+describe('GET /verify with the e-mail header while failing open', () => {
+  it('accepts a signed token without the e-mail rather than turning the fail-open answer into a 503', async () => {
+    const t = await buildTestApp('memory', { LATCHKEY_VERIFY_FAIL_OPEN: '30', LATCHKEY_VERIFY_EMAIL_HEADER: 'x-user-email' });
+    try {
+      const user = await register(t.app);
+      const seen = await loginNative(t.app, user.email);
+      const ok = await t.app.inject({ url: '/verify', headers: bearer(seen.access) });
+      expect(ok.headers['x-user-email']).toBe(user.email);
+      const fresh = await loginNative(t.app, user.email);
+      // The store goes away: the revocation check and the e-mail read both fail.
+      t.store.isAccessTokenActive = () => Promise.reject(new StoreUnavailableError('down'));
+      t.store.getUser = () => Promise.reject(new StoreUnavailableError('down'));
+      const open = await t.app.inject({ url: '/verify', headers: bearer(fresh.access) });
+      expect(open.statusCode).toBe(200);
+      expect(open.headers['x-revocation-checked']).toBe('false');
+      expect(open.headers['x-user-email']).toBeUndefined();
+    } finally {
+      await t.close();
     }
   });
 });
