@@ -79,6 +79,12 @@ export interface AppServices extends CoreServices {
  */
 export const CLOCK_DRIFT_MARGIN_SECONDS = 30;
 
+/** The longest any checker accepts a token issued now, in ms: how long a revocation fact matters. */
+export const revocationHorizonMs = (config: Config): number => (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
+
+/** How long the revocation stream keeps its facts: the horizon, plus a minute for slow readers. */
+export const revocationRetentionMs = (config: Config): number => revocationHorizonMs(config) + 60_000;
+
 declare module 'fastify' {
   interface FastifyInstance {
     latchkey: AppServices;
@@ -120,8 +126,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     );
   }
 
-  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
-  const store = overrides.store ?? (await openStore(config, logger, horizonMs + 60_000));
+  const horizonMs = revocationHorizonMs(config);
+  const store = overrides.store ?? (await openStore(config, logger, revocationRetentionMs(config)));
   const hasher = new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
   const metrics = new Metrics({ hasher, keys, clock, store });
   store.observe?.((command) => metrics.storeCommand(command));
@@ -309,7 +315,7 @@ export async function buildCoreServices(
   { store, clock, logger, onEvent, metrics, throttles, ...given }: CoreOptions,
 ): Promise<CoreServices> {
   const log = logger;
-  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
+  const horizonMs = revocationHorizonMs(config);
   const hasher = given.hasher ?? new PasswordHasher(config.argon2, config.hashConcurrency, config.hashQueue);
   const events = new EventBus(logger);
   const audit = new AuditTrail({ store, log, clock, retention: config.audit, key: config.audit.key });

@@ -1,11 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { buildCoreServices, CLOCK_DRIFT_MARGIN_SECONDS } from './app.js';
-import { runWithContext } from './audit/context.js';
+import { withCliServices } from './cli-services.js';
 import { ConfigError, loadConfig } from './config.js';
-import { RedisStore } from './store/redis-store.js';
 
 const usage = `usage: latchkey incident revoke-all [--role NAME] --yes      (or: npm run incident -- revoke-all --yes)
 
@@ -78,21 +75,10 @@ async function incident(argv: string[], io: IncidentIo): Promise<number> {
   const who = role === null ? 'EVERY session of EVERY user' : `every session of every user with role "${role}"`;
   await confirm(`This revokes ${who} created before now. Everyone affected must log in again.`, values.yes, io);
 
-  const log = pino({ level: 'warn' }, pino.destination(2));
-  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
-  const store = new RedisStore({ ...config.redis, logger: log, revocationRetentionMs: horizonMs + 60_000 });
-  try {
-    if (!(await store.connect())) throw new Error('Redis is not reachable; nothing was revoked');
-    // The server's own services, so the switch is audited (actor `cli`) and announced like any revocation.
-    const core = await buildCoreServices(config, { store, clock: Date.now, logger: log });
-    const mark = await runWithContext({ actor: 'cli', ip: null, userAgent: null, requestId: null }, () => core.revocations.revokeEveryone(role));
-    await core.audit.flush();
-    core.mailer?.close();
-    io.out(`revoked: ${who} created before ${new Date(mark).toISOString()}`);
-    return 0;
-  } finally {
-    await store.close();
-  }
+  // The server's own services, so the switch is audited (actor `cli`) and announced like any revocation.
+  const mark = await withCliServices(config, (core) => core.revocations.revokeEveryone(role));
+  io.out(`revoked: ${who} created before ${new Date(mark).toISOString()}`);
+  return 0;
 }
 
 /** Says what is about to break and needs a yes: typed at a terminal, or --yes in scripts. */

@@ -1,11 +1,9 @@
 import { parseArgs } from 'node:util';
-import pino from 'pino';
-import { buildCoreServices, CLOCK_DRIFT_MARGIN_SECONDS, type CoreServices } from '../app.js';
+import type { CoreServices } from '../app.js';
 import { auditView } from '../audit/audit.js';
-import { runWithContext } from '../audit/context.js';
 import { CliError } from '../cli-error.js';
+import { withCliServices } from '../cli-services.js';
 import { loadConfig } from '../config.js';
-import { RedisStore } from '../store/redis-store.js';
 import type { UserRecord } from '../store/store.js';
 import { keyView } from './routes/api-keys.js';
 import { roleList, userView } from './routes/users.js';
@@ -49,27 +47,11 @@ The embedded store lives inside the server process, so this command cannot reach
 
 const out = (value: unknown) => process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
 
-/** Opens the configured Redis store and the services the server uses on it, runs `work` as actor `cli`. */
+/** The server's services on the configured Redis, as actor `cli`; without Redis, how to get a first admin. */
 async function withServices<T>(work: (core: CoreServices) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
   if (!config.redis) throw new CliError(noRedis, 2);
-  // The CLI's own log goes to stderr, quiet unless LOG_LEVEL asks for more: stdout is for results.
-  const logger = pino({ level: process.env.LOG_LEVEL ?? 'warn' }, pino.destination(2));
-  const horizonMs = (config.accessTokenTtl + config.clockSkew + CLOCK_DRIFT_MARGIN_SECONDS) * 1000;
-  const store = new RedisStore({ ...config.redis, logger, revocationRetentionMs: horizonMs + 60_000 });
-  try {
-    if (!(await store.connect())) throw new CliError('cannot reach Redis; check REDIS_URL (or the Sentinel or Cluster settings)');
-    const core = await buildCoreServices(config, { store, clock: Date.now, logger });
-    try {
-      return await runWithContext({ actor: 'cli', ip: null, userAgent: null, requestId: null }, () => work(core));
-    } finally {
-      await core.resets.flush();
-      await core.audit.flush();
-      core.mailer?.close();
-    }
-  } finally {
-    await store.close();
-  }
+  return withCliServices(config, work, process.env.LOG_LEVEL ?? 'warn');
 }
 
 async function findUser(core: CoreServices, ref: string | undefined, usage: string): Promise<UserRecord> {

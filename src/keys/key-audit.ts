@@ -1,4 +1,3 @@
-import pino from 'pino';
 import type { Config } from '../config.js';
 import type { AuthEvent } from '../events.js';
 
@@ -15,22 +14,11 @@ export async function auditKeyChange(config: Config, change: KeyChange, err: (li
     err('note: no Redis configured (REDIS_URL…), so this key change is not in the audit trail');
     return;
   }
-  // Loaded only here: the other keys commands need neither the store nor the audit trail.
-  const [{ RedisStore }, { AuditTrail }, { runWithContext }] = await Promise.all([
-    import('../store/redis-store.js'),
-    import('../audit/audit.js'),
-    import('../audit/context.js'),
-  ]);
-  const log = pino({ level: 'silent' });
-  const store = new RedisStore({ ...config.redis, logger: log });
   try {
-    if (!(await store.connect(3000))) throw new Error('Redis is not reachable');
-    const audit = new AuditTrail({ store, log, clock: Date.now, retention: config.audit, ...(config.audit.key ? { key: config.audit.key } : {}) });
-    runWithContext({ actor: 'cli', ip: null, userAgent: null, requestId: null }, () => audit.record(change));
-    await audit.flush();
+    // Loaded only here: the other keys commands need neither the store nor the services.
+    const { withCliServices } = await import('../cli-services.js');
+    await withCliServices(config, async (core) => core.events.emit(change), 'silent');
   } catch (e) {
     err(`warning: the key change is made, but it could not be written to the audit trail: ${(e as Error).message}`);
-  } finally {
-    await store.close();
   }
 }
