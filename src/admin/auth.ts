@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ApiError, invalidToken } from '../errors.js';
-import { bearerToken } from '../routes/common.js';
+import { authorizationHeader, bearerToken } from '../routes/common.js';
 import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import { ADMIN_KEY_PREFIX, type AdminKeys } from './admin-keys.js';
@@ -18,7 +18,7 @@ export interface AdminAuthDeps {
  * No or bad credentials: 401; a good token of a user who is not an admin: 403.
  */
 export async function authenticateAdmin(request: FastifyRequest, { bearer, adminKeys, store }: AdminAuthDeps): Promise<string> {
-  const header = request.headers.authorization ?? '';
+  const header = authorizationHeader(request);
   if (header.startsWith(`Bearer ${ADMIN_KEY_PREFIX}`)) {
     const key = await adminKeys.authenticate(header.slice('Bearer '.length));
     if (!key) throw invalidToken('The admin key is invalid, expired or revoked.');

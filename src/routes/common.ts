@@ -93,6 +93,14 @@ const BEARER = /^Bearer ([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)$/;
  * which latchkey never accepts because URLs end up in logs, histories and Referer headers.
  */
 export function bearerToken(request: FastifyRequest): string | undefined {
+  return BEARER.exec(authorizationHeader(request))?.[1];
+}
+
+/**
+ * The one Authorization header of a request, '' when there is none. Ambiguous credentials are refused,
+ * never settled by "first wins": two Authorization headers, or an access token in the URL as well.
+ */
+export function authorizationHeader(request: FastifyRequest): string {
   const raw = request.raw.rawHeaders;
   let authorizations = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === 'authorization') authorizations++;
@@ -100,7 +108,7 @@ export function bearerToken(request: FastifyRequest): string | undefined {
   if (hasQueryToken(request.url)) {
     throw new ApiError('invalid_request', 'access_token: send the access token in the Authorization header, never in the URL');
   }
-  return BEARER.exec(request.headers.authorization ?? '')?.[1];
+  return request.headers.authorization ?? '';
 }
 
 function hasQueryToken(url: string): boolean {

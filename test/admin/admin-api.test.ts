@@ -107,6 +107,9 @@ describe.each(storeKinds)('admin API (%s store)', (kind) => {
 
     const second = (await as('POST', '/admin/api-keys', { name: `second-${kind}` })).json() as { key: string; id: string };
     expect((await call('GET', '/admin/users', second.key)).statusCode).toBe(200);
+    // A key is read like any Bearer credential (routes/common.ts authorizationHeader): a token in the URL too is refused.
+    const inUrl = await admin.inject({ method: 'GET', url: `/admin/api-keys?access_token=${second.key}`, headers: { authorization: `Bearer ${second.key}` } });
+    expect(inUrl.statusCode).toBe(400);
     expect((await as('DELETE', `/admin/api-keys/${second.id}`)).statusCode).toBe(204);
     expect((await as('DELETE', `/admin/api-keys/${second.id}`)).statusCode).toBe(404);
     expect((await call('GET', '/admin/users', second.key)).statusCode).toBe(401);
