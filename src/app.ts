@@ -1,5 +1,4 @@
 import fastifyCors from '@fastify/cors';
-import fastifyHelmet from '@fastify/helmet';
 import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { readFile } from 'node:fs/promises';
@@ -20,6 +19,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
 import { clientContext } from './routes/common.js';
 import { corsOptions } from './routes/cors.js';
+import { securityHeaders } from './security-headers.js';
 import { passwordRoutes } from './routes/password.js';
 import { metaRoutes } from './routes/meta.js';
 import { oauthRoutes } from './routes/oauth.js';
@@ -248,11 +248,14 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   // Headers an API should send (nosniff, no framing, no referrer, a CSP that allows nothing: latchkey
   // never serves a page). HSTS only where the cookies are Secure, i.e. outside plain-http development.
-  await app.register(fastifyHelmet, {
-    global: true,
+  const security = securityHeaders({
     contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
     strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
     crossOriginResourcePolicy: { policy: 'same-site' },
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    reply.headers(security);
+    done();
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);

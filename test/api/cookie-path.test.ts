@@ -23,7 +23,7 @@ describe('under a base path', () => {
 });
 
 describe('explicit insecure development cookies', () => {
-  it('drop Secure and the prefix, nothing else', async () => {
+  it('drop Secure and the prefix, and HSTS (plain http), nothing else', async () => {
     const t = await buildTestApp('memory', { LATCHKEY_COOKIE_INSECURE_DEV: 'true' });
     try {
       const email = `dev-${Date.now()}@example.com`;
@@ -34,6 +34,8 @@ describe('explicit insecure development cookies', () => {
       expect(raw).not.toContain('Secure');
       expect(raw).toContain('HttpOnly');
       expect(raw).toContain('SameSite=Strict');
+      expect(res.headers['strict-transport-security']).toBeUndefined();
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
     } finally {
       await t.close();
     }
