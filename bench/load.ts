@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Pool } from 'undici';
 
-export type LoadKind = 'get' | 'verify' | 'login' | 'refresh-latchkey' | 'refresh-oidc';
+export type LoadKind = 'get' | 'verify' | 'login' | 'refresh-latchkey' | 'refresh-form';
 
 export interface LoadSpec {
   kind: LoadKind;
@@ -22,7 +22,7 @@ export interface LoadSpec {
   tokens?: string[];
   /** login: the JSON body to post. */
   body?: string;
-  /** refresh-oidc: client credentials. */
+  /** refresh-form (the OAuth token endpoint's form): client credentials, if the server wants them. */
   client?: { id: string; secret: string };
 }
 
@@ -73,12 +73,11 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
           ok = res.statusCode === 200 && !!body.refresh_token;
           if (ok) token = body.refresh_token;
         } else {
-          const form = new URLSearchParams({
-            grant_type: 'refresh_token',
-            refresh_token: token ?? '',
-            client_id: spec.client!.id,
-            client_secret: spec.client!.secret,
-          });
+          const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: token ?? '' });
+          if (spec.client) {
+            form.set('client_id', spec.client.id);
+            form.set('client_secret', spec.client.secret);
+          }
           const res = await pool.request({
             method: 'POST',
             path: spec.path,
