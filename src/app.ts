@@ -92,6 +92,14 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** `attempt`: counts against the client IP's login/registration/password budget (src/throttle.ts). */
     throttle?: 'attempt';
+    /**
+     * Forward auth (`/verify`): a gateway reads the identity headers of its 200 and drops the rest, and no
+     * browser is ever shown it (a browser sends no Bearer token by itself, so it only ever gets the 401).
+     * Its 200 therefore goes without the browser security headers, which would be ≈ 450 bytes on every
+     * API request behind the gateway; its errors keep them (a gateway may relay those to the client). It
+     * changes nothing, so it runs without an action context for the audit trail.
+     */
+    forwardAuth?: true;
   }
 }
 
@@ -253,8 +261,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
     crossOriginResourcePolicy: { policy: 'same-site' },
   });
-  app.addHook('onRequest', (_request, reply, done) => {
-    reply.headers(security);
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.routeOptions.config.forwardAuth !== true) reply.headers(security);
     done();
   });
   app.addHook('onResponse', async (request, reply) => {
@@ -262,6 +270,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const api = toApiError(err, request.log, metrics);
+    if (request.routeOptions.config.forwardAuth === true) reply.headers(security);
     return reply.code(api.status).headers(api.headers).send(api.toBody());
   });
   app.setNotFoundHandler((_request, reply) => {
@@ -361,6 +370,7 @@ export async function buildCoreServices(
  */
 export function withActionContext(app: FastifyInstance): void {
   app.addHook('preValidation', (request, _reply, done) => {
+    if (request.routeOptions.config.forwardAuth === true) return done();
     const { ip, userAgent } = clientContext(request);
     runWithContext({ ip, userAgent, requestId: String(request.id) }, done);
   });

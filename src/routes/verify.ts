@@ -37,6 +37,8 @@ export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Conf
     }
     return reply.code(200).send();
   };
-  app.all('/verify', verify);
-  app.all('/verify/*', verify);
+  // src/app.ts `forwardAuth`: no browser security headers on the 200, no action context.
+  const options = { config: { forwardAuth: true as const } };
+  app.all('/verify', options, verify);
+  app.all('/verify/*', options, verify);
 };

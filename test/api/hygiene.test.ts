@@ -120,8 +120,16 @@ describe.each(storeKinds)('request hygiene (%s store)', (kind) => {
       'x-permitted-cross-domain-policies': 'none',
       'x-xss-protection': '0',
     };
-    answers.push(await t.app.inject({ url: '/verify', headers: bearer(login.access) }));
+    // Forward auth's refusals too (a gateway may relay them); its 200 only goes to the gateway.
+    const third = await loginNative(t.app, user.email);
+    const refused = await t.app.inject({ url: '/verify', headers: bearer(other.access) });
+    expect(refused.statusCode).toBe(401);
+    answers.push(refused);
     for (const res of answers) expect(res.headers).toMatchObject(security);
+    const accepted = await t.app.inject({ url: '/verify/orders/42', method: 'POST', headers: bearer(third.access) });
+    expect(accepted.statusCode).toBe(200);
+    expect(accepted.headers['x-user-id']).toBe(user.id);
+    for (const name of Object.keys(security)) expect(accepted.headers[name]).toBeUndefined();
     expect(answers[2]!.statusCode).toBe(204);
     expect(answers[2]!.headers['cache-control']).toBe('no-store');
     expect(all.statusCode).toBe(204);
