@@ -1,5 +1,5 @@
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { readFile } from 'node:fs/promises';
 import { Accounts } from './accounts/accounts.js';
@@ -265,8 +265,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     if (request.routeOptions.config.forwardAuth !== true) reply.headers(security);
     done();
   });
-  app.addHook('onResponse', async (request, reply) => {
+  // Callback hooks on every request: an async one costs a promise per request.
+  app.addHook('onResponse', (request, reply, done) => {
     metrics.request(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const api = toApiError(err, request.log, metrics);
@@ -280,9 +282,9 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // Before everything else, so that errors (401, 429, 503) carry CORS headers too and a page can read them.
   await app.register(fastifyCors, corsOptions(config));
-  // Before the body is even parsed: a throttled address costs nothing more.
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.throttle !== 'attempt') return;
+  // Before the body is even parsed: a throttled address costs nothing more. A hook of those routes alone,
+  // so that no other request pays for it.
+  const attemptThrottle = async (request: FastifyRequest) => {
     try {
       await throttles.attempt(request.ip);
     } catch (err) {
@@ -292,6 +294,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       }
       throw err;
     }
+  };
+  app.addHook('onRoute', (route) => {
+    if (route.config?.throttle !== 'attempt') return;
+    const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
+    route.onRequest = [...own, attemptThrottle];
   });
   await app.register(
     async (scope) => {

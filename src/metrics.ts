@@ -31,6 +31,8 @@ export class Metrics {
 
   /** One child per label combination seen, so the hot path builds a short string, not a label hash. */
   private readonly requestSeries = new Map<string, { observe(value: number): void }>();
+  /** Labelled children of `decisions`, kept: finding one by its labels costs more than the increment. */
+  private readonly decisionSeries = new Map<string, { inc(): void }>();
 
   constructor(sources: { hasher: PasswordHasher; keys: KeyStore; clock: () => number; store?: Store }) {
     const registers = [this.registry];
@@ -184,7 +186,13 @@ export class Metrics {
 
   /** One judged access token (src/tokens/bearer.ts). */
   decision(d: TokenDecision): void {
-    this.decisions.inc({ where: d.where, decision: d.decision });
+    const key = `${d.where} ${d.decision}`;
+    let series = this.decisionSeries.get(key);
+    if (!series) {
+      series = this.decisions.labels({ where: d.where, decision: d.decision });
+      this.decisionSeries.set(key, series);
+    }
+    series.inc();
     if (d.failOpen) this.failOpen.inc({ where: d.where });
     if (d.checkSeconds !== undefined) this.revocationCheck.observe({ where: d.where }, d.checkSeconds);
   }
