@@ -19,6 +19,7 @@ import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
 import { clientContext } from './routes/common.js';
 import { corsOptions } from './routes/cors.js';
+import { lazyChildLogger } from './request-logger.js';
 import { securityHeaders } from './security-headers.js';
 import { passwordRoutes } from './routes/password.js';
 import { metaRoutes } from './routes/meta.js';
@@ -199,6 +200,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     bodyLimit: config.bodyLimit,
     trustProxy: trustProxyOption(config),
     return503OnClosing: true,
+    childLoggerFactory: lazyChildLogger,
     // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
     // shape too, without echoing the path.
     frameworkErrors: (_err, _request, reply) => {

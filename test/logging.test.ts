@@ -2,6 +2,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { loggerOptions } from '../src/logger.js';
+import { lazyChildLogger } from '../src/request-logger.js';
 import { buildTestApp } from './helpers/app.js';
 import { bearer, loginNative, PASSWORD, post, refreshNative, register } from './helpers/client.js';
 
@@ -91,6 +92,62 @@ describe('logs', () => {
     } finally {
       await t.close();
     }
+  });
+});
+
+describe('request loggers', () => {
+  function at(level: string) {
+    const lines: Array<Record<string, unknown>> = [];
+    const stream = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+        done();
+      },
+    });
+    return { lines, logger: pino(loggerOptions(level), stream) };
+  }
+
+  it('bind the request id and redact, whether made at once (info) or only when a line is written (warn)', async () => {
+    for (const level of ['info', 'warn']) {
+      const { lines, logger } = at(level);
+      const t = await buildTestApp('memory', {}, { logger });
+      try {
+        const user = await register(t.app);
+        const login = await loginNative(t.app, user.email);
+        await t.app.inject({ url: '/verify', headers: bearer(login.access) });
+        // A warning from inside a request: a refused login.
+        await post(t.app, '/login', { email: user.email, password: 'wrong password' });
+      } finally {
+        await t.close();
+      }
+      const requestLines = lines.filter((l) => l.reqId !== undefined);
+      if (level === 'info') expect(requestLines.map((l) => l.msg)).toContain('incoming request');
+      else expect(lines.filter((l) => l.msg === 'incoming request')).toEqual([]);
+      const refused = lines.find((l) => l.event === 'login_failed');
+      expect(refused, level).toMatchObject({ level: 40, reqId: expect.any(String) });
+      expect(JSON.stringify(lines)).not.toContain('wrong password');
+    }
+  });
+
+  it('a request that logs nothing at its level makes no pino child', () => {
+    const { lines, logger } = at('warn');
+    const made: unknown[] = [];
+    const child = logger.child.bind(logger);
+    logger.child = ((...args: Parameters<typeof logger.child>) => (made.push(args[0]), child(...args))) as typeof logger.child;
+    const quiet = lazyChildLogger(logger, { reqId: 'req-1' }, {});
+    quiet.info({ any: 'thing' }, 'not at this level');
+    quiet.debug('nor this');
+    expect(made).toEqual([]);
+    expect(quiet.level).toBe('warn');
+    quiet.warn({ headers: { authorization: 'Bearer secret-x' } }, 'now');
+    quiet.error('and again');
+    expect(made).toEqual([{ reqId: 'req-1' }]);
+    expect(lines).toMatchObject([{ reqId: 'req-1', msg: 'now', level: 40 }, { reqId: 'req-1', msg: 'and again', level: 50 }]);
+    expect(JSON.stringify(lines)).not.toContain('secret-x');
+    // A route with a level of its own gets its child at once, at that level.
+    const chatty = lazyChildLogger(logger, { reqId: 'req-2' }, { level: 'debug' });
+    chatty.debug('shown');
+    expect(lines.at(-1)).toMatchObject({ reqId: 'req-2', msg: 'shown', level: 20 });
   });
 });
 
