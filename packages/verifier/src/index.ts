@@ -129,13 +129,25 @@ export interface Verifier {
  * tolerance), and when full, a token not used since it was last considered goes first.
  *
  * Recency is kept as in the CLOCK (second-chance) approximation of LRU: a hit only marks its entry as
- * used; eviction looks at entries oldest first (a Map keeps insertion order), gives a used one a second
- * chance at the young end and removes the first unused or expired one. A hit thus costs one Map lookup,
- * which matters on a path every request of every resource server takes; exact LRU (`lru-cache`) moves the
- * entry in a list on every hit (bench/micro.ts `cache` measures both).
+ * used; eviction looks at entries oldest first, gives a used one a second chance at the young end and
+ * removes the first unused or expired one. A hit thus costs one Map lookup, which matters on a path every
+ * request of every resource server takes; exact LRU (`lru-cache`) moves the entry in a list on every hit
+ * (bench/micro.ts `cache` measures both).
+ *
+ * The age order is a queue of its own beside the Map rather than the Map's insertion order: V8 leaves a
+ * deleted Map entry in place until the table is rebuilt, and an iteration from the oldest end steps over
+ * every one of them, so with a full cache each eviction walked past hundreds of them. The queue may hold
+ * entries that are no longer in the Map (deleted, replaced or expired; `live` is false); they are skipped
+ * when reached, and the queue is rebuilt once it holds more than twice the capacity.
  */
 export class TokenCache<V> {
-  private readonly entries = new Map<string, { value: V; until: number; used: boolean }>();
+  private readonly entries = new Map<string, CacheEntry<V>>();
+  /**
+   * Entries oldest first from `head`; dead ones included until they are reached or the queue is rebuilt.
+   * Slots before `head` are emptied as they are taken, so an evicted value is not kept alive by the queue.
+   */
+  private queue: Array<CacheEntry<V> | undefined> = [];
+  private head = 0;
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new Error('cache capacity must be at least 1');
@@ -151,6 +163,7 @@ export class TokenCache<V> {
     if (e === undefined) return undefined;
     if (e.until <= now) {
       this.entries.delete(key);
+      e.live = false;
       return undefined;
     }
     e.used = true;
@@ -158,28 +171,69 @@ export class TokenCache<V> {
   }
 
   set(key: string, value: V, until: number, now = Date.now()): void {
-    if (this.entries.has(key)) this.entries.delete(key);
+    const old = this.entries.get(key);
+    if (old !== undefined) old.live = false;
     else if (this.entries.size >= this.capacity) this.evictOne(now);
-    this.entries.set(key, { value, until, used: false });
+    const e: CacheEntry<V> = { key, value, until, used: false, live: true };
+    this.entries.set(key, e);
+    this.enqueue(e);
   }
 
   delete(key: string): void {
+    const e = this.entries.get(key);
+    if (e === undefined) return;
     this.entries.delete(key);
+    e.live = false;
   }
 
   clear(): void {
     this.entries.clear();
+    this.queue = [];
+    this.head = 0;
   }
 
-  /** Each entry gets at most one second chance per pass, so this ends within one pass over the map. */
+  private enqueue(e: CacheEntry<V>): void {
+    const queue = this.queue;
+    if (queue.length - this.head >= 2 * this.capacity + 16) {
+      // More dead entries than live ones: keep the live ones, in their order.
+      const live: Array<CacheEntry<V> | undefined> = [];
+      for (let i = this.head; i < queue.length; i++) if (queue[i]!.live) live.push(queue[i]!);
+      this.queue = live;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= queue.length) {
+      // Drop what was taken from the front, so the array does not grow without end.
+      queue.splice(0, this.head);
+      this.head = 0;
+    }
+    this.queue.push(e);
+  }
+
+  /** Each entry gets at most one second chance per pass, so this ends within one pass over the queue. */
   private evictOne(now: number): void {
-    for (const [key, e] of this.entries) {
-      this.entries.delete(key);
-      if (!e.used || e.until <= now) return;
+    const queue = this.queue;
+    while (this.head < queue.length) {
+      const e = queue[this.head]!;
+      queue[this.head++] = undefined;
+      if (!e.live) continue;
+      if (!e.used || e.until <= now) {
+        this.entries.delete(e.key);
+        e.live = false;
+        return;
+      }
       e.used = false;
-      this.entries.set(key, e);
+      queue.push(e);
     }
   }
+}
+
+interface CacheEntry<V> {
+  readonly key: string;
+  readonly value: V;
+  readonly until: number;
+  /** Hit since it was last considered for eviction. */
+  used: boolean;
+  /** Still the Map's entry for its key (false once deleted, replaced or evicted). */
+  live: boolean;
 }
 
 // ---- verifying a token's signature and claims ------------------------------------------------------
