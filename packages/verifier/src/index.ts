@@ -345,14 +345,18 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
     throw new VerifyError('invalid', 'no key for this kid');
   }
   if (!key) throw new VerifyError('invalid', 'not an RS256 key');
-  // The signing input is ASCII, so latin1 is the cheapest exact conversion to bytes.
-  if (!rsaVerify('sha256', Buffer.from(token.slice(0, dot2), 'latin1'), key, Buffer.from(s, 'base64url'))) {
+  // The signing input is ASCII (the pattern above), so latin1 is the cheapest exact conversion to bytes;
+  // the signature is decoded right behind it. Nothing else runs until rsaVerify returns.
+  scratch.write(token, 0, dot2, 'latin1');
+  const sigLength = scratch.write(s, dot2, 'base64url');
+  if (!rsaVerify('sha256', scratch.subarray(0, dot2), key, scratch.subarray(dot2, dot2 + sigLength))) {
     throw new VerifyError('invalid', 'signature verification failed');
   }
   if (!known && verifiedHeaders.size < MAX_HEADERS) verifiedHeaders.set(h, Object.freeze(header));
   let payload: unknown;
   try {
-    payload = decodeJson(p);
+    // As decodeJson: a byte order mark is kept, and JSON.parse refuses it.
+    payload = JSON.parse(scratch.toString('utf8', 0, scratch.write(p, 0, 'base64url')));
   } catch {
     throw new VerifyError('invalid', 'malformed payload');
   }
@@ -360,17 +364,40 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
   return checkClaims(payload, rules, nowMs);
 }
 
+/**
+ * Where a token's bytes are decoded while it is verified, instead of three Buffers per token. The signing
+ * input and the decoded signature behind it fit in the token's length (a decoded segment is shorter than its
+ * text), hence in MAX_TOKEN_LENGTH. Everything from the first write to the last read is synchronous, so
+ * one buffer serves every verifier in the process.
+ */
+const scratch = Buffer.allocUnsafeSlow(MAX_TOKEN_LENGTH);
+
+function invalid(why: string): never {
+  throw new VerifyError('invalid', why);
+}
+
+/** `aud` is the accepted audience or one of them, or an array holding at least one such. */
+function audienceAccepted(aud: unknown, accepted: string | string[]): boolean {
+  if (typeof aud === 'string') return isAccepted(aud, accepted);
+  if (!Array.isArray(aud)) return false;
+  for (const a of aud) if (isAccepted(a, accepted)) return true;
+  return false;
+}
+
+const isAccepted = (a: unknown, accepted: string | string[]) => (typeof accepted === 'string' ? a === accepted : accepted.includes(a as string));
+
+function isStringArray(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
+  for (const x of v) if (typeof x !== 'string') return false;
+  return true;
+}
+
 /** The claims rules (RFC 7519 §4.1, RFC 9068 §2.2), in jose's order: shapes, then expiry, then plausibility. */
 function checkClaims(c: Record<string, unknown>, rules: ClaimRules, nowMs: number): AccessTokenClaims {
-  const invalid = (why: string): never => {
-    throw new VerifyError('invalid', why);
-  };
   if (c.iss !== rules.issuer) invalid('unexpected iss');
-  const accepted = typeof rules.audience === 'string' ? [rules.audience] : rules.audience;
-  const aud = c.aud;
-  if (typeof aud === 'string' ? !accepted.includes(aud) : !Array.isArray(aud) || !aud.some((a) => accepted.includes(a as string))) invalid('unexpected aud');
+  if (!audienceAccepted(c.aud, rules.audience)) invalid('unexpected aud');
   if (typeof c.sub !== 'string' || typeof c.jti !== 'string' || typeof c.sid !== 'string') invalid('malformed claims');
-  if (c.roles !== undefined && (!Array.isArray(c.roles) || !c.roles.every((r) => typeof r === 'string'))) invalid('malformed roles');
+  if (c.roles !== undefined && !isStringArray(c.roles)) invalid('malformed roles');
   const { iat, exp, nbf } = c;
   if (typeof iat !== 'number' || typeof exp !== 'number') invalid('iat and exp are required numbers');
   const now = Math.floor(nowMs / 1000);
