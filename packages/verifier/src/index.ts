@@ -129,13 +129,25 @@ export interface Verifier {
  * tolerance), and when full, a token not used since it was last considered goes first.
  *
  * Recency is kept as in the CLOCK (second-chance) approximation of LRU: a hit only marks its entry as
- * used; eviction looks at entries oldest first (a Map keeps insertion order), gives a used one a second
- * chance at the young end and removes the first unused or expired one. A hit thus costs one Map lookup,
- * which matters on a path every request of every resource server takes; exact LRU (`lru-cache`) moves the
- * entry in a list on every hit (bench/micro.ts `cache` measures both).
+ * used; eviction looks at entries oldest first, gives a used one a second chance at the young end and
+ * removes the first unused or expired one. A hit thus costs one Map lookup, which matters on a path every
+ * request of every resource server takes; exact LRU (`lru-cache`) moves the entry in a list on every hit
+ * (bench/micro.ts `cache` measures both).
+ *
+ * The age order is a queue of its own beside the Map rather than the Map's insertion order: V8 leaves a
+ * deleted Map entry in place until the table is rebuilt, and an iteration from the oldest end steps over
+ * every one of them, so with a full cache each eviction walked past hundreds of them. The queue may hold
+ * entries that are no longer in the Map (deleted, replaced or expired; `live` is false); they are skipped
+ * when reached, and the queue is rebuilt once it holds more than twice the capacity.
  */
 export class TokenCache<V> {
-  private readonly entries = new Map<string, { value: V; until: number; used: boolean }>();
+  private readonly entries = new Map<string, CacheEntry<V>>();
+  /**
+   * Entries oldest first from `head`; dead ones included until they are reached or the queue is rebuilt.
+   * Slots before `head` are emptied as they are taken, so an evicted value is not kept alive by the queue.
+   */
+  private queue: Array<CacheEntry<V> | undefined> = [];
+  private head = 0;
 
   constructor(readonly capacity: number) {
     if (!(capacity >= 1)) throw new Error('cache capacity must be at least 1');
@@ -151,6 +163,7 @@ export class TokenCache<V> {
     if (e === undefined) return undefined;
     if (e.until <= now) {
       this.entries.delete(key);
+      e.live = false;
       return undefined;
     }
     e.used = true;
@@ -158,28 +171,69 @@ export class TokenCache<V> {
   }
 
   set(key: string, value: V, until: number, now = Date.now()): void {
-    if (this.entries.has(key)) this.entries.delete(key);
+    const old = this.entries.get(key);
+    if (old !== undefined) old.live = false;
     else if (this.entries.size >= this.capacity) this.evictOne(now);
-    this.entries.set(key, { value, until, used: false });
+    const e: CacheEntry<V> = { key, value, until, used: false, live: true };
+    this.entries.set(key, e);
+    this.enqueue(e);
   }
 
   delete(key: string): void {
+    const e = this.entries.get(key);
+    if (e === undefined) return;
     this.entries.delete(key);
+    e.live = false;
   }
 
   clear(): void {
     this.entries.clear();
+    this.queue = [];
+    this.head = 0;
   }
 
-  /** Each entry gets at most one second chance per pass, so this ends within one pass over the map. */
+  private enqueue(e: CacheEntry<V>): void {
+    const queue = this.queue;
+    if (queue.length - this.head >= 2 * this.capacity + 16) {
+      // More dead entries than live ones: keep the live ones, in their order.
+      const live: Array<CacheEntry<V> | undefined> = [];
+      for (let i = this.head; i < queue.length; i++) if (queue[i]!.live) live.push(queue[i]!);
+      this.queue = live;
+      this.head = 0;
+    } else if (this.head >= 1024 && this.head * 2 >= queue.length) {
+      // Drop what was taken from the front, so the array does not grow without end.
+      queue.splice(0, this.head);
+      this.head = 0;
+    }
+    this.queue.push(e);
+  }
+
+  /** Each entry gets at most one second chance per pass, so this ends within one pass over the queue. */
   private evictOne(now: number): void {
-    for (const [key, e] of this.entries) {
-      this.entries.delete(key);
-      if (!e.used || e.until <= now) return;
+    const queue = this.queue;
+    while (this.head < queue.length) {
+      const e = queue[this.head]!;
+      queue[this.head++] = undefined;
+      if (!e.live) continue;
+      if (!e.used || e.until <= now) {
+        this.entries.delete(e.key);
+        e.live = false;
+        return;
+      }
       e.used = false;
-      this.entries.set(key, e);
+      queue.push(e);
     }
   }
+}
+
+interface CacheEntry<V> {
+  readonly key: string;
+  readonly value: V;
+  readonly until: number;
+  /** Hit since it was last considered for eviction. */
+  used: boolean;
+  /** Still the Map's entry for its key (false once deleted, replaced or evicted). */
+  live: boolean;
 }
 
 // ---- verifying a token's signature and claims ------------------------------------------------------
@@ -291,14 +345,18 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
     throw new VerifyError('invalid', 'no key for this kid');
   }
   if (!key) throw new VerifyError('invalid', 'not an RS256 key');
-  // The signing input is ASCII, so latin1 is the cheapest exact conversion to bytes.
-  if (!rsaVerify('sha256', Buffer.from(token.slice(0, dot2), 'latin1'), key, Buffer.from(s, 'base64url'))) {
+  // The signing input is ASCII (the pattern above), so latin1 is the cheapest exact conversion to bytes;
+  // the signature is decoded right behind it. Nothing else runs until rsaVerify returns.
+  scratch.write(token, 0, dot2, 'latin1');
+  const sigLength = scratch.write(s, dot2, 'base64url');
+  if (!rsaVerify('sha256', scratch.subarray(0, dot2), key, scratch.subarray(dot2, dot2 + sigLength))) {
     throw new VerifyError('invalid', 'signature verification failed');
   }
   if (!known && verifiedHeaders.size < MAX_HEADERS) verifiedHeaders.set(h, Object.freeze(header));
   let payload: unknown;
   try {
-    payload = decodeJson(p);
+    // As decodeJson: a byte order mark is kept, and JSON.parse refuses it.
+    payload = JSON.parse(scratch.toString('utf8', 0, scratch.write(p, 0, 'base64url')));
   } catch {
     throw new VerifyError('invalid', 'malformed payload');
   }
@@ -306,17 +364,40 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
   return checkClaims(payload, rules, nowMs);
 }
 
+/**
+ * Where a token's bytes are decoded while it is verified, instead of three Buffers per token. The signing
+ * input and the decoded signature behind it fit in the token's length (a decoded segment is shorter than its
+ * text), hence in MAX_TOKEN_LENGTH. Everything from the first write to the last read is synchronous, so
+ * one buffer serves every verifier in the process.
+ */
+const scratch = Buffer.allocUnsafeSlow(MAX_TOKEN_LENGTH);
+
+function invalid(why: string): never {
+  throw new VerifyError('invalid', why);
+}
+
+/** `aud` is the accepted audience or one of them, or an array holding at least one such. */
+function audienceAccepted(aud: unknown, accepted: string | string[]): boolean {
+  if (typeof aud === 'string') return isAccepted(aud, accepted);
+  if (!Array.isArray(aud)) return false;
+  for (const a of aud) if (isAccepted(a, accepted)) return true;
+  return false;
+}
+
+const isAccepted = (a: unknown, accepted: string | string[]) => (typeof accepted === 'string' ? a === accepted : accepted.includes(a as string));
+
+function isStringArray(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
+  for (const x of v) if (typeof x !== 'string') return false;
+  return true;
+}
+
 /** The claims rules (RFC 7519 §4.1, RFC 9068 §2.2), in jose's order: shapes, then expiry, then plausibility. */
 function checkClaims(c: Record<string, unknown>, rules: ClaimRules, nowMs: number): AccessTokenClaims {
-  const invalid = (why: string): never => {
-    throw new VerifyError('invalid', why);
-  };
   if (c.iss !== rules.issuer) invalid('unexpected iss');
-  const accepted = typeof rules.audience === 'string' ? [rules.audience] : rules.audience;
-  const aud = c.aud;
-  if (typeof aud === 'string' ? !accepted.includes(aud) : !Array.isArray(aud) || !aud.some((a) => accepted.includes(a as string))) invalid('unexpected aud');
+  if (!audienceAccepted(c.aud, rules.audience)) invalid('unexpected aud');
   if (typeof c.sub !== 'string' || typeof c.jti !== 'string' || typeof c.sid !== 'string') invalid('malformed claims');
-  if (c.roles !== undefined && (!Array.isArray(c.roles) || !c.roles.every((r) => typeof r === 'string'))) invalid('malformed roles');
+  if (c.roles !== undefined && !isStringArray(c.roles)) invalid('malformed roles');
   const { iat, exp, nbf } = c;
   if (typeof iat !== 'number' || typeof exp !== 'number') invalid('iat and exp are required numbers');
   const now = Math.floor(nowMs / 1000);
