@@ -7,12 +7,12 @@ import { PasswordResets } from './accounts/password-reset.js';
 import { PasswordHasher } from './accounts/passwords.js';
 import { AdminKeys } from './admin/admin-keys.js';
 import { AuditTrail } from './audit/audit.js';
-import { runWithContext } from './audit/context.js';
+import { systemContext } from './audit/context.js';
 import { createMailer, type Mailer } from './mail/mailer.js';
 import type { Config } from './config.js';
 import { ApiError, ReplicationPendingError, replicationPending, StoreUnavailableError, unavailable } from './errors.js';
 import { KeyStore } from './keys/keystore.js';
-import { EventBus, type AuthEvent } from './events.js';
+import { EventBus, type AuthEventListener } from './events.js';
 import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
@@ -45,7 +45,8 @@ export interface AppOverrides {
   /** Epoch milliseconds; tests pass a controllable clock. */
   clock?: () => number;
   logger?: Logger;
-  onEvent?: (event: AuthEvent) => void;
+  /** Hears every event, with its action context, as the audit trail does (tests). */
+  onEvent?: AuthEventListener;
   /** OpenTelemetry, when started (src/tracing.ts): every request gets a span. */
   tracing?: Tracing;
 }
@@ -97,8 +98,7 @@ declare module 'fastify' {
      * Forward auth (`/verify`): a gateway reads the identity headers of its 200 and drops the rest, and no
      * browser is ever shown it (a browser sends no Bearer token by itself, so it only ever gets the 401).
      * Its 200 therefore goes without the browser security headers, which would be ≈ 450 bytes on every
-     * API request behind the gateway; its errors keep them (a gateway may relay those to the client). It
-     * changes nothing, so it runs without an action context for the audit trail.
+     * API request behind the gateway; its errors keep them (a gateway may relay those to the client).
      */
     forwardAuth?: true;
   }
@@ -228,7 +228,6 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   if (decided) app.addHook('onClose', async () => decided.close());
   if (!overrides.store) app.addHook('onClose', async () => store.close());
-  withActionContext(app);
 
   if (overrides.tracing) await app.register(overrides.tracing.fastify.plugin());
 
@@ -291,8 +290,8 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
       await throttles.attempt(request.ip);
     } catch (err) {
       if (err instanceof ApiError && err.code === 'rate_limited' && request.routeOptions.url?.endsWith('/login')) {
-        const { ip, userAgent } = clientContext(request);
-        events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip, userAgent });
+        const context = clientContext(request);
+        events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip: context.ip, userAgent: context.userAgent }, context);
       }
       throw err;
     }
@@ -323,7 +322,7 @@ export interface CoreOptions {
   store: Store;
   clock: () => number;
   logger: Logger;
-  onEvent?: (event: AuthEvent) => void;
+  onEvent?: AuthEventListener;
   /** The public app's own: its metrics watch the hasher's queue and the revocation stream. */
   hasher?: PasswordHasher;
   metrics?: Metrics;
@@ -373,35 +372,20 @@ export async function buildCoreServices(
 }
 
 /**
- * Every request runs in an action context (src/audit/context.ts): the audit trail learns its IP, user
- * agent and request id without services passing them along. Entered after the body is parsed, so the
- * handler and everything it starts run inside it.
- */
-export function withActionContext(app: FastifyInstance): void {
-  app.addHook('preValidation', (request, _reply, done) => {
-    if (request.routeOptions.config.forwardAuth === true) return done();
-    const { ip, userAgent } = clientContext(request);
-    runWithContext({ ip, userAgent, requestId: String(request.id) }, done);
-  });
-}
-
-/**
  * The first admin without the CLI (which needs Redis): LATCHKEY_BOOTSTRAP_ADMIN_EMAIL and a file holding
  * the password. Creates the account with role `admin` only if no account has the address; never changes
  * an existing one.
  */
 async function bootstrapAdmin(spec: { email: string; passwordFile: string }, accounts: Accounts, log: Logger): Promise<void> {
   const password = (await readFile(spec.passwordFile, 'utf8')).replace(/\r?\n$/, '');
-  await runWithContext({ actor: 'system:bootstrap', ip: null, userAgent: null, requestId: null }, async () => {
-    if (await accounts.findByEmail(spec.email)) {
-      log.info('bootstrap admin: an account with this address exists; left as it is');
-      return;
-    }
-    const user = await accounts.register(spec.email, password, ['admin']).catch((err: Error) => {
-      throw new StartupError(`LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: ${err.message.replace(/^invalid_request: /, '')}`);
-    });
-    log.warn({ userId: user.id }, 'bootstrap admin created; remove LATCHKEY_BOOTSTRAP_ADMIN_* from the environment');
+  if (await accounts.findByEmail(spec.email)) {
+    log.info('bootstrap admin: an account with this address exists; left as it is');
+    return;
+  }
+  const user = await accounts.register(spec.email, password, systemContext('system:bootstrap'), ['admin']).catch((err: Error) => {
+    throw new StartupError(`LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: ${err.message.replace(/^invalid_request: /, '')}`);
   });
+  log.warn({ userId: user.id }, 'bootstrap admin created; remove LATCHKEY_BOOTSTRAP_ADMIN_* from the environment');
 }
 
 /** A hop count as proxy-addr reads it: the nearest n peers are proxies (Fastify's types lack the number form). */

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ActionContext } from './audit/context.js';
 
 /**
  * Security and revocation events. Subscribers (metrics, the audit trail, tests) react to them; the code
@@ -57,9 +58,14 @@ export type LoginFailure = 'unknown_account' | 'wrong_password' | 'disabled' | '
 /** Why a login was refused. An unknown address counts as `wrong_credentials`, as it answers the same. */
 export type LoginFailureCause = 'wrong_credentials' | 'disabled' | 'throttled';
 
-export type AuthEventListener = (event: AuthEvent) => void;
+/** `context`: who caused the event and from where (the audit trail's; other subscribers may ignore it). */
+export type AuthEventListener = (event: AuthEvent, context: ActionContext) => void;
 
-/** Fan-out of events to subscribers. A failing subscriber is logged and never breaks the request. */
+/**
+ * Fan-out of events to subscribers. A failing subscriber is logged and never breaks the request. Every
+ * emitter passes the action context it was given (NO_CONTEXT where nothing acts): there is no default, so
+ * a context dropped on the way is a type error rather than an entry with the wrong actor.
+ */
 export class EventBus {
   private readonly listeners: AuthEventListener[] = [];
 
@@ -69,10 +75,10 @@ export class EventBus {
     this.listeners.push(listener);
   }
 
-  emit(event: AuthEvent): void {
+  emit(event: AuthEvent, context: ActionContext): void {
     for (const listener of this.listeners) {
       try {
-        listener(event);
+        listener(event, context);
       } catch (err) {
         this.log.error({ reason: (err as Error).message, event: event.type }, 'event listener failed');
       }

@@ -76,7 +76,7 @@ async function incident(argv: string[], io: IncidentIo): Promise<number> {
   await confirm(`This revokes ${who} created before now. Everyone affected must log in again.`, values.yes, io);
 
   // The server's own services, so the switch is audited (actor `cli`) and announced like any revocation.
-  const mark = await withCliServices(config, (core) => core.revocations.revokeEveryone(role));
+  const mark = await withCliServices(config, (core, context) => core.revocations.revokeEveryone(role, context));
   io.out(`revoked: ${who} created before ${new Date(mark).toISOString()}`);
   return 0;
 }

@@ -2,6 +2,7 @@ import { createLocalJWKSet, decodeJwt, type JSONWebKeySet } from 'jose';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createVerifier, VerifyError, type Verifier } from '@latchkey/verifier';
+import { NO_CONTEXT } from '../src/audit/context.js';
 import { runIncident } from '../src/incident-cli.js';
 import { RedisStore } from '../src/store/redis-store.js';
 import { buildTestApp, createTestStore, silentLogger, type TestApp, type TestStore } from './helpers/app.js';
@@ -19,7 +20,7 @@ const verifyStatus = async (t: TestApp, token: string) => (await t.app.inject({ 
 const sessionsStatus = async (t: TestApp, token: string) => (await t.app.inject({ url: '/sessions', headers: bearer(token) })).statusCode;
 
 async function newUser(t: TestApp, roles: string[] = []) {
-  return t.app.latchkey.accounts.register(uniqueEmail('incident'), PASSWORD, roles);
+  return t.app.latchkey.accounts.register(uniqueEmail('incident'), PASSWORD, NO_CONTEXT, roles);
 }
 
 /** Runs the CLI as an operator would, against the test's Redis and key prefix. */
@@ -164,7 +165,7 @@ describe('the incident switch on the embedded store', () => {
   it('the service method revokes every earlier session and keeps later logins', async () => {
     const user = await newUser(t);
     const before = await loginNative(t.app, user.email);
-    const mark = await t.app.latchkey.revocations.revokeEveryone();
+    const mark = await t.app.latchkey.revocations.revokeEveryone(null, NO_CONTEXT);
     expect(mark % 1000).toBe(0);
     expect(t.events).toContainEqual({ type: 'everyone_revoked', revokedAfter: mark, role: null });
     expect(await verifyStatus(t, before.access)).toBe(401);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_CONTEXT } from '../src/audit/context.js';
 import { StoreUnavailableError } from '../src/errors.js';
 import { RedisStore } from '../src/store/redis-store.js';
 import { buildTestApp, silentLogger, type TestApp } from './helpers/app.js';
@@ -63,7 +64,7 @@ describe.each(['memory', 'redis'] as const)('auth decision metrics (%s store)', 
   it('count failed logins by cause, never naming the account', async () => {
     const user = await register(t.app);
     const disabled = await register(t.app);
-    await t.app.latchkey.accounts.disable(disabled.id);
+    await t.app.latchkey.accounts.disable(disabled.id, NO_CONTEXT);
     const delta = await measure(t, async () => {
       expect((await post(t.app, '/login', { email: user.email, password: `${PASSWORD}x` })).statusCode).toBe(401);
       expect((await post(t.app, '/login', { email: `nobody-${user.email}`, password: PASSWORD })).statusCode).toBe(401);

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { ActionContext } from '../audit/context.js';
 import { ApiError, invalidCredentials } from '../errors.js';
 import type { EventBus, LoginFailure } from '../events.js';
 import type { Revocations } from '../tokens/revocation.js';
@@ -31,23 +32,22 @@ export interface AccountsDeps {
   throttles?: Pick<Throttles, 'login'>;
 }
 
-/** Who is trying to log in, for the record of failed attempts; `log` carries the request id. */
-export interface LoginContext {
-  ip: string | null;
-  userAgent: string | null;
-  log?: { warn(fields: object, message: string): void };
+/** Where a refused login is logged: the request's logger, which carries the request id. */
+export interface LoginLog {
+  warn(fields: object, message: string): void;
 }
 
 /**
  * Accounts own credentials: who a user is, their password, whether they may log in, their roles. Starting
  * a session for an authenticated user is the token issuer's job; revoking what a change of account state
- * kills is the revocations' job.
+ * kills is the revocations' job. Whatever changes something takes the action context of whoever acts,
+ * for the audit trail, and hands it on to the revocations it causes.
  */
 export class Accounts {
   constructor(private readonly deps: AccountsDeps) {}
 
   /** Creates an account (registration, or an operator with roles). The password must pass the policy. */
-  async register(email: string, password: string, roles: string[] = [], field = 'password'): Promise<{ id: string; email: string }> {
+  async register(email: string, password: string, context: ActionContext, roles: string[] = [], field = 'password'): Promise<{ id: string; email: string }> {
     const { store, hasher, clock } = this.deps;
     checkPasswordPolicy(password, field);
     const normalized = normalizeEmail(email);
@@ -65,7 +65,7 @@ export class Accounts {
       revokedAfter: 0,
     });
     if (result === 'conflict') throw conflict();
-    this.deps.events.emit({ type: 'account_created', userId: id, roles });
+    this.deps.events.emit({ type: 'account_created', userId: id, roles }, context);
     return { id, email: normalized };
   }
 
@@ -74,10 +74,10 @@ export class Accounts {
    * verification in every case — against a dummy hash when there is no user, awaited before answering so
    * the response time does not tell which addresses have accounts.
    */
-  async authenticate(email: string, password: string, ctx: LoginContext = { ip: null, userAgent: null }): Promise<UserRecord> {
+  async authenticate(email: string, password: string, context: ActionContext, log: LoginLog = this.deps.log): Promise<UserRecord> {
     const { store, hasher } = this.deps;
     const normalized = normalizeEmail(email);
-    const failed = (reason: LoginFailure, userId: string | null) => this.loginFailed(normalized, reason, userId, ctx);
+    const failed = (reason: LoginFailure, userId: string | null) => this.loginFailed(normalized, reason, userId, context, log);
     // Before any look-up or hash, and whether or not the account exists: a throttled correct password
     // is refused like any other attempt, and the answer does not tell which addresses have accounts.
     let succeeded: (() => Promise<void>) | undefined;
@@ -113,10 +113,11 @@ export class Accounts {
    * A refused login, logged (with the request id, IP and user agent) and emitted. An address without an
    * account appears only as a keyed hash, never in clear.
    */
-  private loginFailed(normalizedEmail: string, reason: LoginFailure, userId: string | null, ctx: LoginContext): void {
+  private loginFailed(normalizedEmail: string, reason: LoginFailure, userId: string | null, context: ActionContext, log: LoginLog): void {
     const emailHash = userId ? undefined : this.deps.emailHash(normalizedEmail);
-    (ctx.log ?? this.deps.log).warn({ event: 'login_failed', reason, userId, emailHash, ip: ctx.ip, userAgent: ctx.userAgent }, 'security: login refused');
-    this.deps.events.emit({ type: 'login_failed', userId, emailHash, reason, ip: ctx.ip, userAgent: ctx.userAgent });
+    const { ip, userAgent } = context;
+    log.warn({ event: 'login_failed', reason, userId, emailHash, ip, userAgent }, 'security: login refused');
+    this.deps.events.emit({ type: 'login_failed', userId, emailHash, reason, ip, userAgent }, context);
   }
 
   /** The account, or 404. */
@@ -131,59 +132,59 @@ export class Accounts {
   }
 
   /** Disables an account: no new logins, every session and access token revoked at once. Idempotent. */
-  async disable(userId: string): Promise<void> {
+  async disable(userId: string, context: ActionContext): Promise<void> {
     await this.get(userId);
     const now = this.deps.clock();
     const sessionIds = await this.deps.store.setDisabled(userId, true, now);
-    this.deps.events.emit({ type: 'account_disabled', userId });
-    await this.deps.revocations.userRevoked(userId, sessionIds, now, 'disabled');
+    this.deps.events.emit({ type: 'account_disabled', userId }, context);
+    await this.deps.revocations.userRevoked(userId, sessionIds, now, 'disabled', context);
   }
 
   /** Lets the account log in again; sessions revoked by the disable stay revoked. Idempotent. */
-  async enable(userId: string): Promise<void> {
+  async enable(userId: string, context: ActionContext): Promise<void> {
     await this.get(userId);
     await this.deps.store.setDisabled(userId, false, this.deps.clock());
-    this.deps.events.emit({ type: 'account_enabled', userId });
+    this.deps.events.emit({ type: 'account_enabled', userId }, context);
   }
 
   /**
    * New roles reach access tokens at the next refresh (the store reads them at every rotation); with
    * `revoke`, every session is revoked at once, so no token with the old roles stays usable.
    */
-  async setRoles(userId: string, roles: string[], revoke: boolean): Promise<void> {
+  async setRoles(userId: string, roles: string[], revoke: boolean, context: ActionContext): Promise<void> {
     const user = await this.get(userId);
     const unique = [...new Set(roles)];
     await this.deps.store.setRoles(userId, unique);
-    this.deps.events.emit({ type: 'roles_changed', userId, roles: unique, previous: user.roles });
-    if (revoke) await this.deps.revocations.revokeUser(userId, 'roles_changed');
+    this.deps.events.emit({ type: 'roles_changed', userId, roles: unique, previous: user.roles }, context);
+    if (revoke) await this.deps.revocations.revokeUser(userId, 'roles_changed', context);
   }
 
   /**
    * The owner changes their password: the current one is checked again (a wrong one is a failed login in
    * the audit trail) and every session is revoked; the caller starts a fresh session for itself.
    */
-  async changePassword(userId: string, current: string, next: string): Promise<UserRecord> {
+  async changePassword(userId: string, current: string, next: string, context: ActionContext): Promise<UserRecord> {
     const { store, hasher, events } = this.deps;
     const user = await this.get(userId);
     const ok = await hasher.verify(user.passwordHash, current);
     if (!ok || user.disabled) {
-      events.emit({ type: 'login_failed', userId, reason: ok ? 'disabled' : 'wrong_current_password' });
+      events.emit({ type: 'login_failed', userId, reason: ok ? 'disabled' : 'wrong_current_password' }, context);
       throw invalidCredentials();
     }
     checkPasswordPolicy(next, 'new_password');
     await store.setPasswordHash(userId, await hasher.hash(next));
     // A reset link mailed earlier must not undo the change.
     await store.deleteResetToken(userId);
-    events.emit({ type: 'password_changed', userId });
-    await this.deps.revocations.revokeUser(userId, 'password_changed');
+    events.emit({ type: 'password_changed', userId }, context);
+    await this.deps.revocations.revokeUser(userId, 'password_changed', context);
     return user;
   }
 
   /** Sets a password after a reset token was spent, and revokes every session. */
-  async setPasswordAfterReset(userId: string, next: string): Promise<void> {
+  async setPasswordAfterReset(userId: string, next: string, context: ActionContext): Promise<void> {
     await this.deps.store.setPasswordHash(userId, await this.deps.hasher.hash(next));
-    this.deps.events.emit({ type: 'password_reset_completed', userId });
-    await this.deps.revocations.revokeUser(userId, 'password_reset');
+    this.deps.events.emit({ type: 'password_reset_completed', userId }, context);
+    await this.deps.revocations.revokeUser(userId, 'password_reset', context);
   }
 }
 

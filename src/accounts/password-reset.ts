@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { ActionContext } from '../audit/context.js';
 import { ApiError, unavailable } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Mailer } from '../mail/mailer.js';
@@ -54,16 +55,19 @@ export class PasswordResets {
    * runs before the answer for every address (one look-up, one token drawn), and the token is stored and
    * mailed afterwards, so neither the answer nor its timing tells whether the address has an account.
    */
-  async request(email: string): Promise<void> {
+  async request(email: string, context: ActionContext): Promise<void> {
     this.requireMail();
     const normalized = normalizeEmail(email);
     const user = await this.deps.store.findUserByEmail(normalized);
     const secret = randomToken(32);
     if (!user || user.disabled) {
-      this.deps.events.emit({ type: 'password_reset_requested', userId: user?.id ?? null, ...(user ? {} : { emailHash: this.deps.emailHash(normalized) }) });
+      this.deps.events.emit(
+        { type: 'password_reset_requested', userId: user?.id ?? null, ...(user ? {} : { emailHash: this.deps.emailHash(normalized) }) },
+        context,
+      );
       return;
     }
-    this.deps.events.emit({ type: 'password_reset_requested', userId: user.id });
+    this.deps.events.emit({ type: 'password_reset_requested', userId: user.id }, context);
     if (this.inFlight >= MAX_IN_FLIGHT) {
       this.deps.log.warn({ userId: user.id }, 'too many reset mails in flight; request dropped');
       return;
@@ -72,10 +76,10 @@ export class PasswordResets {
   }
 
   /** An operator starts a reset for a user: the mail is sent before this resolves. */
-  async start(user: UserRecord): Promise<void> {
+  async start(user: UserRecord, context: ActionContext): Promise<void> {
     this.requireMail();
     if (user.disabled) throw new ApiError('conflict', 'The account is disabled; enable it first.');
-    this.deps.events.emit({ type: 'password_reset_requested', userId: user.id });
+    this.deps.events.emit({ type: 'password_reset_requested', userId: user.id }, context);
     await this.deliver(user, randomToken(32));
   }
 
@@ -83,7 +87,7 @@ export class PasswordResets {
    * Spends a reset token and sets the new password; every session of the user is revoked. A bad, spent,
    * expired or guessed-out token, and one for a disabled account, all fail alike.
    */
-  async complete(token: string, newPassword: string): Promise<void> {
+  async complete(token: string, newPassword: string, context: ActionContext): Promise<void> {
     checkPasswordPolicy(newPassword, 'new_password');
     const m = TOKEN_RE.exec(token);
     if (!m) throw invalidResetToken();
@@ -92,10 +96,10 @@ export class PasswordResets {
     const user = await store.getUser(userId);
     const spent = await store.consumeResetToken(userId, sha256(secret), clock(), RESET_MAX_FAILURES);
     if (!spent || !user || user.disabled) {
-      events.emit({ type: 'password_reset_failed', userId: user ? userId : null });
+      events.emit({ type: 'password_reset_failed', userId: user ? userId : null }, context);
       throw invalidResetToken();
     }
-    await this.deps.accounts.setPasswordAfterReset(userId, newPassword);
+    await this.deps.accounts.setPasswordAfterReset(userId, newPassword, context);
   }
 
   /** Resolves once background deliveries are done (tests, shutdown). */

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { ActionContext } from '../audit/context.js';
 import { ApiError } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { AdminKeyRecord, Store } from '../store/store.js';
@@ -24,7 +25,7 @@ export class AdminKeys {
   constructor(private readonly deps: AdminKeysDeps) {}
 
   /** Creates a key. The returned `key` is the only copy: it is never stored or shown again. */
-  async create(name: string, expiresInSeconds: number | null, createdBy: string): Promise<{ record: AdminKeyRecord; key: string }> {
+  async create(name: string, expiresInSeconds: number | null, createdBy: string, context: ActionContext): Promise<{ record: AdminKeyRecord; key: string }> {
     const now = this.deps.clock();
     const live = await this.list();
     if (live.some((k) => k.name === name)) throw new ApiError('conflict', 'An admin key with this name exists.');
@@ -39,7 +40,7 @@ export class AdminKeys {
       createdBy,
     };
     await this.deps.store.putAdminKey(record);
-    this.deps.events.emit({ type: 'admin_key_created', keyId: id, name });
+    this.deps.events.emit({ type: 'admin_key_created', keyId: id, name }, context);
     return { record, key: `${ADMIN_KEY_PREFIX}${id}.${secret}` };
   }
 
@@ -56,10 +57,10 @@ export class AdminKeys {
   }
 
   /** Revokes a key by id or by name. False if there is none. */
-  async revoke(idOrName: string): Promise<boolean> {
+  async revoke(idOrName: string, context: ActionContext): Promise<boolean> {
     const key = (await this.list()).find((k) => k.id === idOrName || k.name === idOrName);
     if (!key || !(await this.deps.store.deleteAdminKey(key.id))) return false;
-    this.deps.events.emit({ type: 'admin_key_revoked', keyId: key.id, name: key.name });
+    this.deps.events.emit({ type: 'admin_key_revoked', keyId: key.id, name: key.name }, context);
     return true;
   }
 

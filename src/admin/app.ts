@@ -1,10 +1,8 @@
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify';
 import type { AppServices } from '../app.js';
 import { toApiError, trustProxyOption } from '../app.js';
-import { runWithContext } from '../audit/context.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import { clientContext } from '../routes/common.js';
 import { authenticateAdmin } from './auth.js';
 import { adminKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit.js';
@@ -14,7 +12,7 @@ import { userAdminRoutes } from './routes/users.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
-    /** The authenticated operator (`admin:<id>` or `key:<name>`), for the audit trail. */
+    /** The authenticated operator (`admin:<id>` or `key:<name>`), for the audit trail (auth.ts `adminContext`). */
     adminActor?: string;
   }
   interface FastifyContextConfig {
@@ -48,10 +46,6 @@ export async function buildAdminApp(config: Config, services: AppServices): Prom
   app.addHook('onRequest', async (request) => {
     if (request.routeOptions.config.adminPublic) return;
     request.adminActor = await authenticateAdmin(request, services);
-  });
-  app.addHook('preValidation', (request, _reply, done) => {
-    const { ip, userAgent } = clientContext(request);
-    runWithContext({ actor: request.adminActor, ip, userAgent, requestId: String(request.id) }, done);
   });
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store');

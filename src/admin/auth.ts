@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
+import type { ActionContext } from '../audit/context.js';
 import { ApiError, invalidToken } from '../errors.js';
-import { authorizationHeader, bearerToken } from '../routes/common.js';
+import { authorizationHeader, bearerToken, clientContext } from '../routes/common.js';
 import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import { ADMIN_KEY_PREFIX, type AdminKeys } from './admin-keys.js';
@@ -29,3 +30,9 @@ export async function authenticateAdmin(request: FastifyRequest, { bearer, admin
   if (!user || user.disabled || !user.roles.includes('admin')) throw new ApiError('forbidden', 'This account may not use the admin API.');
   return `admin:${user.id}`;
 }
+
+/**
+ * The action context of an admin API request: where it came from, and the operator the app's `onRequest`
+ * hook authenticated as its actor. Every handler that changes something builds it and passes it on.
+ */
+export const adminContext = (request: FastifyRequest): ActionContext => ({ ...clientContext(request), actor: request.adminActor });

@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { CoreServices } from '../app.js';
+import type { ActionContext } from '../audit/context.js';
 import { auditView } from '../audit/audit.js';
 import { CliError } from '../cli-error.js';
 import { withCliServices } from '../cli-services.js';
@@ -48,7 +49,7 @@ The embedded store lives inside the server process, so this command cannot reach
 const out = (value: unknown) => process.stdout.write(`${typeof value === 'string' ? value : JSON.stringify(value)}\n`);
 
 /** The server's services on the configured Redis, as actor `cli`; without Redis, how to get a first admin. */
-async function withServices<T>(work: (core: CoreServices) => Promise<T>): Promise<T> {
+async function withServices<T>(work: (core: CoreServices, context: ActionContext) => Promise<T>): Promise<T> {
   const config = loadConfig(process.env);
   if (!config.redis) throw new CliError(noRedis, 2);
   return withCliServices(config, work, process.env.LOG_LEVEL ?? 'warn');
@@ -100,10 +101,10 @@ export async function runUsers(argv: string[]): Promise<number> {
   // The password is read before connecting: a prompt should not wait on a Redis time-out.
   const password = command === 'create' ? await readPassword() : '';
 
-  return withServices(async (core) => {
+  return withServices(async (core, context) => {
     switch (command) {
       case 'create': {
-        const created = await core.accounts.register(String(values.email), password, roles(values.role));
+        const created = await core.accounts.register(String(values.email), password, context, roles(values.role));
         out(await userView(core, await core.accounts.get(created.id)));
         return 0;
       }
@@ -125,28 +126,28 @@ export async function runUsers(argv: string[]): Promise<number> {
         return 0;
       case 'disable': {
         const user = await findUser(core, ref, usersUsage);
-        await core.accounts.disable(user.id);
+        await core.accounts.disable(user.id, context);
         out(await userView(core, await core.accounts.get(user.id)));
         return 0;
       }
       case 'enable': {
         const user = await findUser(core, ref, usersUsage);
-        await core.accounts.enable(user.id);
+        await core.accounts.enable(user.id, context);
         out(await userView(core, await core.accounts.get(user.id)));
         return 0;
       }
       case 'set-roles': {
         const user = await findUser(core, ref, usersUsage);
-        await core.accounts.setRoles(user.id, roles(values.role), Boolean(values.revoke));
+        await core.accounts.setRoles(user.id, roles(values.role), Boolean(values.revoke), context);
         out(await userView(core, await core.accounts.get(user.id)));
         return 0;
       }
       case 'revoke-sessions': {
         const user = await findUser(core, ref, usersUsage);
         if (typeof values.session === 'string') {
-          if (!(await core.revocations.revokeSession(user.id, values.session, 'admin'))) throw new CliError(`no session ${values.session} of ${user.email}`);
+          if (!(await core.revocations.revokeSession(user.id, values.session, 'admin', context))) throw new CliError(`no session ${values.session} of ${user.email}`);
         } else {
-          await core.revocations.revokeUser(user.id, 'admin');
+          await core.revocations.revokeUser(user.id, 'admin', context);
         }
         out(await userView(core, await core.accounts.get(user.id)));
         return 0;
@@ -154,7 +155,7 @@ export async function runUsers(argv: string[]): Promise<number> {
       default: {
         const user = await findUser(core, ref, usersUsage);
         if (!core.resets.mailEnabled) throw new CliError('reset mail is off: set LATCHKEY_SMTP_URL (or LATCHKEY_SMTP_URL_FILE)');
-        await core.resets.start(user);
+        await core.resets.start(user, context);
         process.stderr.write(`reset link mailed to ${user.email}\n`);
         return 0;
       }
@@ -178,14 +179,14 @@ export async function runAdminKeys(argv: string[]): Promise<number> {
   const expiresIn = values['expires-in'] === undefined ? null : Number(values['expires-in']);
   if (expiresIn !== null && (!Number.isInteger(expiresIn) || expiresIn < 60)) throw new CliError('--expires-in must be at least 60 seconds', 2);
 
-  return withServices(async (core) => {
+  return withServices(async (core, context) => {
     if (command === 'create') {
-      const { record, key } = await core.adminKeys.create(String(values.name), expiresIn, 'cli');
+      const { record, key } = await core.adminKeys.create(String(values.name), expiresIn, 'cli', context);
       out({ ...keyView(record), key });
       process.stderr.write('This is the only time the key is shown: store it now (e.g. in a secret manager).\n');
     } else if (command === 'list') {
       for (const key of await core.adminKeys.list()) out(keyView(key));
-    } else if (!(await core.adminKeys.revoke(ref!))) {
+    } else if (!(await core.adminKeys.revoke(ref!, context))) {
       throw new CliError(`no admin key ${ref}`);
     } else {
       process.stderr.write(`revoked ${ref}\n`);

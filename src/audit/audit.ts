@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AuthEvent } from '../events.js';
 import type { AuditEntry, AuditQuery, AuditRetention, Store, StoredAuditEntry } from '../store/store.js';
-import { currentContext } from './context.js';
+import type { ActionContext } from './context.js';
 
 export interface AuditDeps {
   store: Store;
@@ -51,8 +51,8 @@ export class AuditTrail {
   }
 
   /** The event bus subscriber. Never throws: a failed write is logged, the request goes on. */
-  readonly record = (event: AuthEvent): void => {
-    const entry = this.entry(event);
+  readonly record = (event: AuthEvent, context: ActionContext): void => {
+    const entry = this.entry(event, context);
     this.deps.log.info({ audit: entry }, `audit: ${entry.type}`);
     const write = this.deps.store.appendAudit(entry, this.deps.retention).catch((err: Error) => {
       this.deps.log.error({ reason: err.message, type: entry.type }, 'audit entry not stored');
@@ -74,8 +74,7 @@ export class AuditTrail {
     return this.deps.store.readAuditSince(after, limit);
   }
 
-  private entry(event: AuthEvent): AuditEntry {
-    const context = currentContext();
+  private entry(event: AuthEvent, context: ActionContext): AuditEntry {
     const { type, ...details } = event;
     const userId = 'userId' in event ? event.userId : null;
     delete (details as { userId?: unknown }).userId;
@@ -83,10 +82,10 @@ export class AuditTrail {
       time: this.deps.clock(),
       type,
       userId,
-      actor: context?.actor ?? (userId ? `user:${userId}` : 'system'),
-      ip: context?.ip ?? null,
-      userAgent: context?.userAgent ?? null,
-      requestId: context?.requestId ?? null,
+      actor: context.actor ?? (userId ? `user:${userId}` : 'system'),
+      ip: context.ip,
+      userAgent: context.userAgent,
+      requestId: context.requestId,
       details,
     };
   }

@@ -17,7 +17,7 @@ export async function auditKeyChange(config: Config, change: KeyChange, err: (li
   try {
     // Loaded only here: the other keys commands need neither the store nor the services.
     const { withCliServices } = await import('../cli-services.js');
-    await withCliServices(config, async (core) => core.events.emit(change), 'silent');
+    await withCliServices(config, async (core, context) => core.events.emit(change, context), 'silent');
   } catch (e) {
     err(`warning: the key change is made, but it could not be written to the audit trail: ${(e as Error).message}`);
   }

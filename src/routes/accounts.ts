@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { Accounts } from '../accounts/accounts.js';
 import type { Config } from '../config.js';
 import { ApiError } from '../errors.js';
-import { attemptLimit, cleanSecret, cleanText, maxBytes, parse } from './common.js';
+import { attemptLimit, cleanSecret, cleanText, clientContext, maxBytes, parse } from './common.js';
 
 export const emailField = z
   .string()
@@ -31,7 +31,7 @@ export const accountRoutes: FastifyPluginAsync<{ accounts: Accounts; config: Con
   app.post('/register', attemptLimit(config), async (request, reply) => {
     if (!config.registration) throw new ApiError('forbidden', 'Registration is disabled.');
     const body = parse(registerBody, request.body);
-    const user = await accounts.register(body.email, body.password);
+    const user = await accounts.register(body.email, body.password, clientContext(request));
     return reply.code(201).send(user);
   });
 };

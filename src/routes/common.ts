@@ -3,7 +3,8 @@ import type { z } from 'zod';
 import type { Config } from '../config.js';
 import type { SessionRecord } from '../store/store.js';
 import { ApiError } from '../errors.js';
-import type { ClientContext, IssuedTokens } from '../tokens/issuer.js';
+import type { ActionContext } from '../audit/context.js';
+import type { IssuedTokens } from '../tokens/issuer.js';
 
 /**
  * Parses input with a zod schema; a violation is a 400 that names every bad field. Nothing the client
@@ -40,9 +41,15 @@ export const cleanText = (value: string) => !UNCLEAN_TEXT.test(value);
 export const cleanSecret = (value: string) => !UNCLEAN_SECRET.test(value);
 export const maxBytes = (max: number) => (value: string) => Buffer.byteLength(value, 'utf8') <= max;
 
-export const clientContext = (request: FastifyRequest): ClientContext => ({
+/**
+ * The action context of a request to the public API: its address, user agent and id, for the audit trail
+ * and the session record. No actor: an entry names the user it is about (or `system`). Built once by the
+ * handler and passed to every service call that may emit an event.
+ */
+export const clientContext = (request: FastifyRequest): ActionContext => ({
   ip: request.ip || null,
   userAgent: truncateBytes(request.headers['user-agent'] ?? '', 128) || null,
+  requestId: String(request.id),
 });
 
 /** At most `max` UTF-8 bytes, cut between characters. */

@@ -97,10 +97,10 @@ export const oauthRoutes: FastifyPluginAsync<OAuthRouteOptions> = async (app, op
       if (form.client_id !== undefined && !clients.has(form.client_id)) throw unknownClient();
       // The hint only says where to look first (RFC 7009 §2.1); both kinds are recognisable anyway.
       if (parseRefreshToken(form.token)) {
-        await revocations.logout(form.token, null);
+        await revocations.logout(form.token, null, clientContext(request));
       } else {
         const claims = await bearer.signedClaims(form.token);
-        if (claims) await revocations.logout(undefined, claims);
+        if (claims) await revocations.logout(undefined, claims, clientContext(request));
       }
       // RFC 7009 §2.2: an invalid, unknown or already revoked token is answered like a revoked one.
       return reply.code(200).send();

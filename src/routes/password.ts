@@ -45,20 +45,21 @@ export const passwordRoutes: FastifyPluginAsync<PasswordRouteOptions> = async (a
     // (a request with an Origin) never gets a refresh token in a body.
     if (channel === 'cookie') requireAllowedOrigin(request, config);
     else if (request.headers.origin) throw new ApiError('invalid_request', 'This session receives its tokens in the body; send no Origin.');
-    const user = await accounts.changePassword(claims.sub, body.current_password, body.new_password);
-    const issued = await issuer.startSession(user, channel, clientContext(request));
+    const context = clientContext(request);
+    const user = await accounts.changePassword(claims.sub, body.current_password, body.new_password, context);
+    const issued = await issuer.startSession(user, channel, context);
     return sendTokens(reply, config, issued, channel === 'cookie');
   });
 
   app.post('/password/forgot', attemptLimit(config), async (request, reply) => {
     const body = parse(forgotBody, request.body);
-    await resets.request(body.email);
+    await resets.request(body.email, clientContext(request));
     return reply.code(202).send({ status: 'accepted' });
   });
 
   app.post('/password/reset', attemptLimit(config), async (request, reply) => {
     const body = parse(resetBody, request.body);
-    await resets.complete(body.token, body.new_password);
+    await resets.complete(body.token, body.new_password, clientContext(request));
     return reply.code(204).send();
   });
 };

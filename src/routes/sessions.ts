@@ -4,7 +4,7 @@ import { ApiError } from '../errors.js';
 import type { Store } from '../store/store.js';
 import type { BearerAuth } from '../tokens/bearer.js';
 import type { Revocations } from '../tokens/revocation.js';
-import { bearerToken, parse, sessionView } from './common.js';
+import { bearerToken, clientContext, parse, sessionView } from './common.js';
 
 const params = z.strictObject({ id: z.string().min(1).max(64) });
 
@@ -28,7 +28,7 @@ export const sessionRoutes: FastifyPluginAsync<SessionRouteOptions> = async (app
   app.delete('/sessions/:id', async (request, reply) => {
     const claims = await bearer.authenticate(bearerToken(request));
     const { id } = parse(params, request.params);
-    if (!(await revocations.revokeSession(claims.sub, id, 'user_request'))) throw new ApiError('not_found', 'No such session.');
+    if (!(await revocations.revokeSession(claims.sub, id, 'user_request', clientContext(request)))) throw new ApiError('not_found', 'No such session.');
     return reply.code(204).send();
   });
 };

@@ -56,7 +56,7 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     else refuseBodyTokensToBrowsers(request, config, 'client: a request with an Origin comes from a browser, which must log in with "browser"');
     const client = clients.resolve(body.client_id, body.client, request.headers.origin);
     const ctx = clientContext(request);
-    const user = await accounts.authenticate(body.email, body.password, { ...ctx, log: request.log });
+    const user = await accounts.authenticate(body.email, body.password, ctx, request.log);
     const issued = await issuer.startSession(user, channelOf(body.client), ctx, client);
     return sendTokens(reply, config, issued, browser);
   });
@@ -74,14 +74,14 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
   app.post('/logout', async (request, reply) => {
     const body = parse(refreshBody, request.body);
     const presented = presentedRefreshToken(request, config, body.refresh_token);
-    await revocations.logout(presented?.token, await bearer.signedClaims(bearerToken(request)));
+    await revocations.logout(presented?.token, await bearer.signedClaims(bearerToken(request)), clientContext(request));
     clearRefreshCookie(reply, config);
     return noStore(reply).code(204).send();
   });
 
   app.post('/logout-all', async (request, reply) => {
     const claims = await bearer.authenticate(bearerToken(request));
-    await revocations.revokeUser(claims.sub, 'logout_all');
+    await revocations.revokeUser(claims.sub, 'logout_all', clientContext(request));
     clearRefreshCookie(reply, config);
     return noStore(reply).code(204).send();
   });

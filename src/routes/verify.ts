@@ -37,7 +37,7 @@ export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Conf
     }
     return reply.code(200).send();
   };
-  // src/app.ts `forwardAuth`: no browser security headers on the 200, no action context.
+  // src/app.ts `forwardAuth`: no browser security headers on the 200.
   const options = { config: { forwardAuth: true as const } };
   app.all('/verify', options, verify);
   app.all('/verify/*', options, verify);

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { revokedBefore } from '@latchkey/verifier/protocol';
 import type { Logger } from 'pino';
+import type { ActionContext } from '../audit/context.js';
 import { invalidCredentials, invalidGrant } from '../errors.js';
 import type { EventBus } from '../events.js';
 import type { Metrics } from '../metrics.js';
@@ -19,11 +20,6 @@ import {
 } from './refresh-token.js';
 import type { Revocations } from './revocation.js';
 import { DEFAULT_CLIENTS } from '../config.js';
-
-export interface ClientContext {
-  ip: string | null;
-  userAgent: string | null;
-}
 
 export interface IssuedTokens {
   accessToken: string;
@@ -73,9 +69,10 @@ export class TokenIssuer {
 
   /**
    * Starts a session (a refresh family) for an authenticated user, for `client` (null: the channel's
-   * default client; see tokens/clients.ts).
+   * default client; see tokens/clients.ts). `context`: the request's, whose address and user agent the
+   * session records, and whoever acts, for the audit trail.
    */
-  async startSession(user: UserRecord, channel: Channel, ctx: ClientContext, client: string | null = null): Promise<IssuedTokens> {
+  async startSession(user: UserRecord, channel: Channel, context: ActionContext, client: string | null = null): Promise<IssuedTokens> {
     return this.issuing(async () => {
       let now = this.now();
       // The incident switch's mark is a whole second ahead of when it was pulled: a login in between
@@ -95,8 +92,8 @@ export class TokenIssuer {
         macKey: newMacKey(),
         channel,
         client,
-        userAgent: ctx.userAgent,
-        ip: ctx.ip,
+        userAgent: context.userAgent,
+        ip: context.ip,
         now,
         refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
         absoluteTtlMs: this.policy.sessionMaxTtlSeconds * 1000,
@@ -106,7 +103,7 @@ export class TokenIssuer {
       if (created.status !== 'created') throw invalidCredentials();
       // Sessions pushed out by the per-user cap are revocations like any other: verifiers must hear of them.
       if (created.evicted.length > 0) {
-        await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap');
+        await this.deps.revocations.sessionsRevoked(user.id, created.evicted, now, 'session_cap', context);
       }
       const access = await traced('access token sign', () => this.deps.access.sign({
         userId: user.id,
@@ -118,7 +115,7 @@ export class TokenIssuer {
         inline: this.inFlight === 1,
       }));
       this.log.info({ userId: user.id, sessionId, channel }, 'login');
-      this.deps.events?.emit({ type: 'login_succeeded', userId: user.id, sessionId });
+      this.deps.events?.emit({ type: 'login_succeeded', userId: user.id, sessionId }, context);
       return {
         accessToken: access.token,
         expiresIn: access.expiresIn,
@@ -135,11 +132,11 @@ export class TokenIssuer {
    * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
    * same one. With `client` (null: the channel's default), only a session of that client rotates.
    */
-  async refresh(token: string, channel: Channel, ctx: ClientContext, client?: string | null): Promise<IssuedTokens> {
-    return this.issuing(() => this.rotate(token, channel, ctx, client));
+  async refresh(token: string, channel: Channel, context: ActionContext, client?: string | null): Promise<IssuedTokens> {
+    return this.issuing(() => this.rotate(token, channel, context, client));
   }
 
-  private async rotate(token: string, channel: Channel, ctx: ClientContext, client: string | null | undefined): Promise<IssuedTokens> {
+  private async rotate(token: string, channel: Channel, context: ActionContext, client: string | null | undefined): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
     if (!presented) {
       this.deps.metrics?.refresh('invalid');
@@ -164,8 +161,8 @@ export class TokenIssuer {
       now,
       refreshTtlMs: this.policy.refreshTtlSeconds * 1000,
       graceMs: this.policy.graceSeconds * 1000,
-      userAgent: ctx.userAgent,
-      ip: ctx.ip,
+      userAgent: context.userAgent,
+      ip: context.ip,
     });
     if ((result.status === 'rotated' || result.status === 'grace') && result.createdAt < revokedBefore(await global, result.roles)) {
       await this.store.revokeSession(presented.userId, presented.sessionId);
@@ -175,7 +172,7 @@ export class TokenIssuer {
     this.deps.metrics?.refresh(result.status);
     if (result.status === 'reused') {
       // The presenter is refused either way; a revocation that may not survive a failover is worth an alert.
-      await this.deps.revocations.reuseDetected(presented.userId, presented.sessionId, now, ctx.ip);
+      await this.deps.revocations.reuseDetected(presented.userId, presented.sessionId, now, context);
       throw invalidGrant();
     }
     if (result.status === 'invalid') throw invalidGrant();

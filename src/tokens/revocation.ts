@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { ActionContext } from '../audit/context.js';
 import { ApiError } from '../errors.js';
 import type { AuthEvent, EventBus, SessionRevokeReason, UserRevokeReason } from '../events.js';
 import type { Metrics } from '../metrics.js';
@@ -28,6 +29,7 @@ export interface RevocationsDeps {
  * Every way a session or token is revoked ends the same way (README "Security model"): the store has
  * revoked it; then it is logged, emitted as an event, announced on the revocation
  * stream for verifiers, and — where the store has replicas to wait for — confirmed to survive a failover.
+ * Each method takes the action context of whoever revokes, for the events' audit entries.
  */
 export class Revocations {
   constructor(private readonly deps: RevocationsDeps) {}
@@ -37,7 +39,7 @@ export class Revocations {
    * access token. Idempotent: nothing left to revoke is not an error. When both are given they must
    * belong to the same user, so one user's access token cannot be used to log another out.
    */
-  async logout(refreshToken: string | undefined, access: AccessClaims | null): Promise<void> {
+  async logout(refreshToken: string | undefined, access: AccessClaims | null, context: ActionContext): Promise<void> {
     const { store } = this.deps;
     const now = this.deps.clock();
     const presented = refreshToken ? parseRefreshToken(refreshToken) : null;
@@ -66,71 +68,76 @@ export class Revocations {
     }
     // Confirmed also when nothing was left to revoke: a retry after a 503 must not succeed before the
     // first attempt's revocation is safe.
-    await this.finish(now, events, facts);
+    await this.finish(now, events, facts, context);
   }
 
   /**
    * Deny-lists one access token until it expires (an operator revoking a leaked token). `exp` in seconds,
    * as in the token.
    */
-  async revokeAccessToken(userId: string, jti: string, exp: number): Promise<void> {
+  async revokeAccessToken(userId: string, jti: string, exp: number, context: ActionContext): Promise<void> {
     const now = this.deps.clock();
     await this.deps.store.denyAccessToken(userId, jti, exp * 1000 + this.deps.graceAfterExpMs, now);
     await this.finish(
       now,
       [{ type: 'access_token_denied', userId, jti, exp }],
       [{ type: 'jti', uid: userId, jti, exp: now + this.deps.horizonMs }],
+      context,
     );
   }
 
   /** Revokes every session of the user and every access token issued so far (logout-all). */
-  async revokeUser(userId: string, reason: UserRevokeReason): Promise<void> {
+  async revokeUser(userId: string, reason: UserRevokeReason, context: ActionContext): Promise<void> {
     const now = this.deps.clock();
     const sessionIds = await this.deps.store.revokeAllSessions(userId, now);
-    await this.userRevoked(userId, sessionIds, now, reason);
+    await this.userRevoked(userId, sessionIds, now, reason, context);
   }
 
   /** Revokes one session of the user. False if the user has no such session (a retry is confirmed too). */
-  async revokeSession(userId: string, sessionId: string, reason: SessionRevokeReason): Promise<boolean> {
+  async revokeSession(userId: string, sessionId: string, reason: SessionRevokeReason, context: ActionContext): Promise<boolean> {
     const now = this.deps.clock();
     if (!(await this.deps.store.revokeSession(userId, sessionId))) {
       await this.deps.store.confirmRevocations();
       return false;
     }
-    await this.sessionsRevoked(userId, [sessionId], now, reason);
+    await this.sessionsRevoked(userId, [sessionId], now, reason, context);
     return true;
   }
 
   /** The store has revoked these sessions of the user (one by one, or pushed out by the session cap). */
-  async sessionsRevoked(userId: string, sessionIds: string[], now: number, reason: SessionRevokeReason): Promise<void> {
+  async sessionsRevoked(userId: string, sessionIds: string[], now: number, reason: SessionRevokeReason, context: ActionContext): Promise<void> {
     this.deps.log.info({ userId, sessionIds, reason }, 'sessions revoked');
     await this.finish(
       now,
       sessionIds.map((sessionId) => ({ type: 'session_revoked' as const, userId, sessionId, reason })),
       sessionIds.map((sid) => this.sidFact(userId, sid, now)),
+      context,
     );
   }
 
   /** The store has revoked every session of the user and marked `revokedAfter = now`. */
-  async userRevoked(userId: string, sessionIds: string[], now: number, reason: UserRevokeReason): Promise<void> {
+  async userRevoked(userId: string, sessionIds: string[], now: number, reason: UserRevokeReason, context: ActionContext): Promise<void> {
     this.deps.log.info({ userId, sessions: sessionIds.length, reason }, 'every session of the user revoked');
     await this.finish(
       now,
       [{ type: 'user_sessions_revoked', userId, revokedAfter: now, sessionIds, reason }],
       sessionIds.map((sid) => this.sidFact(userId, sid, now)),
+      context,
     );
   }
 
   /**
    * The store found a spent refresh token outside the grace window and revoked its session. The presenter
    * is refused whatever happens here, so a failed replica confirmation is an alert, not the client's error.
+   * `context`: the presenter's request (its address goes into the event too).
    */
-  async reuseDetected(userId: string, sessionId: string, now: number, ip: string | null): Promise<void> {
+  async reuseDetected(userId: string, sessionId: string, now: number, context: ActionContext): Promise<void> {
+    const { ip } = context;
     this.deps.log.warn(
       { event: 'refresh_token_reused', userId, sessionId, ip },
       'security: a spent refresh token was presented again; session revoked',
     );
-    await this.finish(now, [{ type: 'refresh_token_reused', userId, sessionId, ip }], [this.sidFact(userId, sessionId, now)]).catch(
+    await this.finish(now, [{ type: 'refresh_token_reused', userId, sessionId, ip }], [this.sidFact(userId, sessionId, now)], context).catch(
       (err: Error) => this.deps.log.error({ sessionId, reason: err.message }, 'reuse revocation not confirmed by replicas'),
     );
   }
@@ -143,7 +150,7 @@ export class Revocations {
    * logins in the rest of that second are held until it (TokenIssuer.startSession), so they stay valid.
    * There is nothing to undo: users log in again. Returns the mark (ms).
    */
-  async revokeEveryone(role: string | null = null): Promise<number> {
+  async revokeEveryone(role: string | null, context: ActionContext): Promise<number> {
     const now = this.deps.clock();
     const revokedAfter = Math.ceil(now / 1000) * 1000;
     const retainMs = (this.deps.sessionMaxMs ?? 30 * 86_400_000) + this.deps.horizonMs;
@@ -153,6 +160,7 @@ export class Revocations {
       now,
       [{ type: 'everyone_revoked', revokedAfter, role }],
       [{ type: 'global', ra: revokedAfter, role, exp: now + this.deps.horizonMs }],
+      context,
     );
     return revokedAfter;
   }
@@ -162,8 +170,8 @@ export class Revocations {
   }
 
   /** emit → announce → confirm. The revocation itself is done before this runs. */
-  private async finish(now: number, events: AuthEvent[], facts: RevocationFact[]): Promise<void> {
-    for (const event of events) this.deps.events.emit(event);
+  private async finish(now: number, events: AuthEvent[], facts: RevocationFact[], context: ActionContext): Promise<void> {
+    for (const event of events) this.deps.events.emit(event, context);
     await this.announce(now, facts);
     await this.deps.store.confirmRevocations();
   }

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_CONTEXT } from '../../src/audit/context.js';
 import { buildTestAdmin, buildTestApp, storeKinds, type TestApp } from '../helpers/app.js';
 import { bearer, loginNative, PASSWORD, post, register } from '../helpers/client.js';
 
@@ -87,7 +88,7 @@ describe.each(storeKinds)('ops console endpoints (%s store)', (kind) => {
   it('a disabled admin cannot sign in', async () => {
     const a = await register(t.app);
     await t.store.setRoles(a.id, ['admin']);
-    await t.app.latchkey.accounts.disable(a.id);
+    await t.app.latchkey.accounts.disable(a.id, NO_CONTEXT);
     expect((await login(a.email)).statusCode).toBe(401);
   });
 

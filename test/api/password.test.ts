@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_CONTEXT } from '../../src/audit/context.js';
 import { buildTestAdmin, buildTestApp, storeKinds, type TestApp } from '../helpers/app.js';
 import { bearer, loginBrowser, loginNative, PASSWORD, post, refreshCookie, refreshNative, register, uniqueEmail } from '../helpers/client.js';
 import { ORIGIN } from '../helpers/app.js';
@@ -146,9 +147,9 @@ describe.each(storeKinds)('forgotten password, by e-mail over SMTP (%s store)', 
     before = smtp.mails.length;
     await forgot(u.email);
     const forDisabled = resetTokenOf(await mailFor(u.email, before));
-    await t.app.latchkey.accounts.disable(u.id);
+    await t.app.latchkey.accounts.disable(u.id, NO_CONTEXT);
     expect((await reset(forDisabled)).statusCode).toBe(401);
-    await t.app.latchkey.accounts.enable(u.id);
+    await t.app.latchkey.accounts.enable(u.id, NO_CONTEXT);
     expect((await reset(forDisabled)).statusCode).toBe(401);
     expect((await post(t.app, '/login', { email: u.email, password: PASSWORD })).statusCode).toBe(200);
     expect((await reset('lk_pr_nonsense')).statusCode).toBe(401);

@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_CONTEXT } from '../../src/audit/context.js';
 import { buildTestApp, storeKinds, type TestApp } from '../helpers/app.js';
 import { bearer, loginNative, post, register } from '../helpers/client.js';
 import { forgeries } from '../helpers/forged-tokens.js';
@@ -133,7 +134,7 @@ describe.each(storeKinds)('GET /verify with remembered decisions (%s store)', (k
 
     it('the account disabled', async () => {
       const { user, login } = await cachedLogin();
-      await t.app.latchkey.accounts.disable(user.id);
+      await t.app.latchkey.accounts.disable(user.id, NO_CONTEXT);
       expect((await verify(login.access)).statusCode).toBe(401);
     });
   });

@@ -2,6 +2,7 @@ import { createHmac, createPublicKey, generateKeyPairSync, sign } from 'node:cry
 import fc from 'fast-check';
 import { decodeJwt, decodeProtectedHeader, exportJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NO_CONTEXT } from '../../src/audit/context.js';
 import { errorStatus } from '../../src/errors.js';
 import { buildTestApp, ORIGIN, type TestApp } from '../helpers/app.js';
 import { bearer, loginBrowser, loginNative, PASSWORD, refreshNative } from '../helpers/client.js';
@@ -84,7 +85,7 @@ describe('fuzz: hostile requests to every endpoint', () => {
     // Registration off: a random valid body must not be able to change state.
     t = await buildTestApp('memory', { LATCHKEY_REGISTRATION: 'false' });
     const email = `fuzz-${Date.now()}@example.com`;
-    const { id } = await t.app.latchkey.accounts.register(email, PASSWORD);
+    const { id } = await t.app.latchkey.accounts.register(email, PASSWORD, NO_CONTEXT);
     const native = await loginNative(t.app, email);
     const browser = await loginBrowser(t.app, email, t.config.cookie.name);
     known = { id, email, refresh: native.refresh, access: native.access, cookie: browser.cookie };

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { AppServices } from '../../app.js';
 import { ApiError } from '../../errors.js';
+import { adminContext } from '../auth.js';
 import { parse } from '../../routes/common.js';
 import type { AdminKeyRecord } from '../../store/store.js';
 
@@ -26,13 +27,13 @@ export const adminKeyRoutes: FastifyPluginAsync<{ services: AppServices }> = asy
 
   app.post('/admin/api-keys', async (request, reply) => {
     const body = parse(createBody, request.body);
-    const { record, key } = await services.adminKeys.create(body.name, body.expires_in ?? null, request.adminActor ?? 'unknown');
+    const { record, key } = await services.adminKeys.create(body.name, body.expires_in ?? null, request.adminActor ?? 'unknown', adminContext(request));
     return reply.code(201).send({ ...keyView(record), key });
   });
 
   app.delete('/admin/api-keys/:id', async (request, reply) => {
     const { id } = parse(params, request.params);
-    if (!(await services.adminKeys.revoke(id))) throw new ApiError('not_found', 'No such admin key.');
+    if (!(await services.adminKeys.revoke(id, adminContext(request)))) throw new ApiError('not_found', 'No such admin key.');
     return reply.code(204).send();
   });
 };

@@ -79,8 +79,8 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
           await services.throttles.attempt(request.ip);
         } catch (err) {
           if (err instanceof ApiError && err.code === 'rate_limited') {
-            const { ip, userAgent } = clientContext(request);
-            services.events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip, userAgent });
+            const context = clientContext(request);
+            services.events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip: context.ip, userAgent: context.userAgent }, context);
           }
           throw err;
         }
@@ -88,13 +88,14 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
     },
     async (request, reply) => {
       const body = parse(loginBody, request.body);
+      // No operator signs in here: the entries name the user (adminActor is never set on this route).
       const ctx = clientContext(request);
-      const user = await services.accounts.authenticate(body.email, body.password, { ...ctx, log: request.log });
+      const user = await services.accounts.authenticate(body.email, body.password, ctx, request.log);
       // After the password check, so a non-admin costs the same time and gets the same answer as a wrong
       // password: the page does not tell which accounts are admins.
       if (!user.roles.includes('admin')) {
         request.log.warn({ event: 'login_failed', reason: 'not_admin', userId: user.id, ip: ctx.ip }, 'security: console login refused');
-        services.events.emit({ type: 'login_failed', userId: user.id, reason: 'not_admin', ip: ctx.ip, userAgent: ctx.userAgent });
+        services.events.emit({ type: 'login_failed', userId: user.id, reason: 'not_admin', ip: ctx.ip, userAgent: ctx.userAgent }, ctx);
         throw invalidCredentials();
       }
       const issued = await services.issuer.startSession(user, 'body', ctx);
@@ -114,7 +115,7 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
    */
   app.post('/admin/console/logout', { ...open, onRequest: async (request) => requireSameOrigin(request) }, async (request, reply) => {
     const claims = await services.bearer.authenticate(bearerToken(request));
-    await services.revocations.revokeSession(claims.sub, claims.sid, 'logout');
+    await services.revocations.revokeSession(claims.sub, claims.sid, 'logout', clientContext(request));
     return securityHeaders(reply).code(204).send();
   });
 };

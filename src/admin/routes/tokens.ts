@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import { z } from 'zod';
 import type { AppServices } from '../../app.js';
 import { ApiError } from '../../errors.js';
+import { adminContext } from '../auth.js';
 import { parse } from '../../routes/common.js';
 
 const revokeBody = z.union([
@@ -23,7 +24,7 @@ export const tokenAdminRoutes: FastifyPluginAsync<{ services: AppServices }> = a
     } else {
       claims = body;
     }
-    await services.revocations.revokeAccessToken(claims.sub, claims.jti, claims.exp);
+    await services.revocations.revokeAccessToken(claims.sub, claims.jti, claims.exp, adminContext(request));
     return reply.code(204).send();
   });
 
@@ -33,7 +34,7 @@ export const tokenAdminRoutes: FastifyPluginAsync<{ services: AppServices }> = a
    */
   app.post('/admin/revoke-all', async (request, reply) => {
     const { role } = parse(revokeAllBody, request.body ?? {});
-    const revokedAfter = await services.revocations.revokeEveryone(role ?? null);
+    const revokedAfter = await services.revocations.revokeEveryone(role ?? null, adminContext(request));
     return reply.code(200).send({ revoked_after: new Date(revokedAfter).toISOString(), role: role ?? null });
   });
 };

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import type { AppServices } from '../../app.js';
 import type { Config } from '../../config.js';
 import { ApiError } from '../../errors.js';
+import { adminContext } from '../auth.js';
 import { emailField, passwordField } from '../../routes/accounts.js';
 import { parse, sessionView } from '../../routes/common.js';
 import type { UserRecord } from '../../store/store.js';
@@ -50,7 +51,7 @@ export const userAdminRoutes: FastifyPluginAsync<{ services: AppServices; config
 
   app.post('/admin/users', async (request, reply) => {
     const body = parse(createBody, request.body);
-    const created = await accounts.register(body.email, body.password, body.roles);
+    const created = await accounts.register(body.email, body.password, adminContext(request), body.roles);
     return reply.code(201).send(await view(await accounts.get(created.id)));
   });
 
@@ -68,33 +69,33 @@ export const userAdminRoutes: FastifyPluginAsync<{ services: AppServices; config
 
   app.delete('/admin/users/:id/sessions/:sid', async (request, reply) => {
     const { id, sid } = parse(sessionParams, request.params);
-    if (!(await revocations.revokeSession(id, sid, 'admin'))) throw new ApiError('not_found', 'No such session.');
+    if (!(await revocations.revokeSession(id, sid, 'admin', adminContext(request)))) throw new ApiError('not_found', 'No such session.');
     return reply.code(204).send();
   });
 
   app.delete('/admin/users/:id/sessions', async (request, reply) => {
     const { id } = parse(userParams, request.params);
     await accounts.get(id);
-    await revocations.revokeUser(id, 'admin');
+    await revocations.revokeUser(id, 'admin', adminContext(request));
     return reply.code(204).send();
   });
 
   app.post('/admin/users/:id/disable', async (request) => {
     const { id } = parse(userParams, request.params);
-    await accounts.disable(id);
+    await accounts.disable(id, adminContext(request));
     return view(await accounts.get(id));
   });
 
   app.post('/admin/users/:id/enable', async (request) => {
     const { id } = parse(userParams, request.params);
-    await accounts.enable(id);
+    await accounts.enable(id, adminContext(request));
     return view(await accounts.get(id));
   });
 
   app.put('/admin/users/:id/roles', async (request) => {
     const { id } = parse(userParams, request.params);
     const body = parse(rolesBody, request.body);
-    await accounts.setRoles(id, body.roles, body.revoke);
+    await accounts.setRoles(id, body.roles, body.revoke, adminContext(request));
     return view(await accounts.get(id));
   });
 
@@ -104,7 +105,7 @@ export const userAdminRoutes: FastifyPluginAsync<{ services: AppServices; config
     if (!resets.mailEnabled) {
       throw new ApiError('temporarily_unavailable', 'Password reset mail is not configured (LATCHKEY_SMTP_URL).', { 'retry-after': '60' });
     }
-    await resets.start(user);
+    await resets.start(user, adminContext(request));
     return reply.code(202).send({ status: 'sent' });
   });
 };
