@@ -250,7 +250,7 @@ async function main(): Promise<void> {
   const keysDir = await mkdtemp(join(tmpdir(), 'lk-bench-keys-'));
   await generateFirstKey(keysDir, [], Date.now() - 1000, 2048);
   // The measured process runs its admin API as a deployment does (`endpoints` compares with one without).
-  const origin = await startLatchkey(38100 + Math.floor(Math.random() * 1000), redis.url, keysDir, await freePort());
+  const origin = await startLatchkey(await freePort(), redis.url, keysDir, await freePort());
   const latchkeyPid = children[0]?.pid;
   const email = `bench-${Date.now()}@example.com`;
   await post(origin, '/register', { email, password: PASSWORD });
@@ -272,7 +272,7 @@ async function main(): Promise<void> {
   const hotTokens = once(() => accessTokens(redis.url, keysDir, quick ? 50 : 500, 4));
   /** A second latchkey process on the same Redis and keys, without the admin API. */
   const plain = once(async () => {
-    const url = await startLatchkey(39200 + Math.floor(Math.random() * 500), redis.url, keysDir);
+    const url = await startLatchkey(await freePort(), redis.url, keysDir);
     return { url, pid: children[children.length - 1]?.pid };
   });
   /** A bare Fastify server: the JWKS bytes and /verify's headers, nothing else. */
