@@ -316,22 +316,33 @@ async function main(): Promise<void> {
   if (want('peer')) {
     try {
       const peer = await startOidcProvider(redis.url, start);
+      const peerPid = children[children.length - 1]?.pid;
       const cpuPerRefresh: number[] = [];
+      const peerCpuPerRefresh: number[] = [];
+      // Five pairs: the peer's rate swings more than latchkey's from one run to the next.
       const r = await paired(
-        RUNS,
+        quick ? 1 : 5,
         async () => {
           const tokens = await sessions(origin, email, C);
           return (await measured(latchkeyPid, cpuPerRefresh, () => load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens }))).rps;
         },
         async () => {
-          const res = await load({ kind: 'refresh-form', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens: await peer.refreshTokens(C), client: peer.client });
+          const tokens = await peer.refreshTokens(C);
+          const res = await measured(peerPid, peerCpuPerRefresh, () => load({ kind: 'refresh-form', origins: [peer.origin], path: peer.tokenPath, concurrency: C, durationMs: DURATION, tokens, client: peer.client }));
           if (res.errors > 0) throw new Error(`oidc-provider refresh failed ${res.errors} times`);
           return res.rps;
         },
       );
       // The floor of a refresh: one RS256 signature, in CPU µs on one thread.
       const signMicros = figure(await repeat(RUNS, async () => (await micro('sign1', '1000')).microsPerSign!));
-      report.peer = { latchkey: r.a, oidcProvider: r.b, ratio: r.ratio, cpuMicrosPerRefresh: cpuPerRefresh.length > 0 ? figure(cpuPerRefresh) : null, rs256SignMicros: signMicros };
+      report.peer = {
+        latchkey: r.a,
+        oidcProvider: r.b,
+        ratio: r.ratio,
+        cpuMicrosPerRefresh: cpuPerRefresh.length > 0 ? figure(cpuPerRefresh) : null,
+        oidcProviderCpuMicrosPerRefresh: peerCpuPerRefresh.length > 0 ? figure(peerCpuPerRefresh) : null,
+        rs256SignMicros: signMicros,
+      };
       log(`oidc-provider refresh c=${C}: ${r.b.median.toFixed(0)} req/s`);
     } catch (err) {
       report.peer = { error: (err as Error).message.split('\n')[0] };
@@ -535,7 +546,9 @@ function renderTable(r: Record<string, unknown>): string {
     rows.push([`refresh req/s, c=${s.concurrency}`, f(s.rps), `RS256 signs/s ${f(s.ceiling)}`, n(s.ratio.median), '(published)']);
     rows.push([`refresh p99 ms, c=${s.concurrency}`, f(s.p99), '', '', s.concurrency === 32 ? '≤ 10 ms' : '']);
   }
-  const peer = r.peer as { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string; cpuMicrosPerRefresh?: Figure | null; rs256SignMicros?: Figure } | undefined;
+  const peer = r.peer as
+    | { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string; cpuMicrosPerRefresh?: Figure | null; oidcProviderCpuMicrosPerRefresh?: Figure | null; rs256SignMicros?: Figure }
+    | undefined;
   if (!peer) {
     // not measured in this run
   } else if (peer.oidcProvider && peer.latchkey && peer.ratio) {
@@ -543,6 +556,8 @@ function renderTable(r: Record<string, unknown>): string {
     if (peer.cpuMicrosPerRefresh && peer.rs256SignMicros) {
       const gap = peer.cpuMicrosPerRefresh.median - peer.rs256SignMicros.median;
       rows.push([`refresh latchkey CPU µs per request, c=${C}`, f(peer.cpuMicrosPerRefresh), `one RS256 signature ${f(peer.rs256SignMicros)}`, '', `floor + ${n(gap)} µs`]);
+      const o = peer.oidcProviderCpuMicrosPerRefresh;
+      if (o) rows.push([`refresh server CPU µs per request, c=${C}`, f(peer.cpuMicrosPerRefresh), `oidc-provider ${f(o)}`, n(o.median / peer.cpuMicrosPerRefresh.median), '(peer ÷ latchkey)']);
     }
   } else rows.push(['refresh vs oidc-provider', 'n/a', `peer failed: ${peer.error}`, '', '≥ 2']);
   const login = r.login as { rps: Figure; argon2: Figure; ratio: Figure; jwksP99Idle: number; jwksP99UnderLogin: number; refreshP99UnderLogin: number } | undefined;
