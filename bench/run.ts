@@ -249,7 +249,7 @@ async function main(): Promise<void> {
   const redis = await startRedisServer();
   const keysDir = await mkdtemp(join(tmpdir(), 'lk-bench-keys-'));
   await generateFirstKey(keysDir, [], Date.now() - 1000, 2048);
-  // The measured process runs its admin API as a deployment does (`endpoints` compares with one without).
+  // The measured process runs its admin API as a deployment does.
   const origin = await startLatchkey(await freePort(), redis.url, keysDir, await freePort());
   const latchkeyPid = children[0]?.pid;
   const email = `bench-${Date.now()}@example.com`;
@@ -416,12 +416,20 @@ async function main(): Promise<void> {
   }
 
   // 3c. What the endpoints added after refresh and /verify cost them: a refresh through the OAuth token
-  // endpoint against POST /refresh on the same process, and /verify and refresh on this process (admin API
-  // listening) against the second one (no admin API). Server CPU per request beside each.
+  // endpoint against POST /refresh on the same process; /verify and refresh on a process with the admin API
+  // listening against one without it, both started for this and warmed up alike. CPU per request beside each.
   if (want('endpoints')) {
-    const other = await plain();
     const hot = await hotTokens();
-    await load({ kind: 'verify', origins: [other.url], path: '/verify', concurrency: C, durationMs: Math.min(DURATION, 3000), tokens: hot });
+    const fresh = async (adminPort: number) => {
+      const url = await startLatchkey(await freePort(), redis.url, keysDir, adminPort);
+      return { url, pid: children[children.length - 1]?.pid };
+    };
+    const withAdmin = await fresh(await freePort());
+    const other = await fresh(0);
+    for (const side of [withAdmin, other]) {
+      await load({ kind: 'verify', origins: [side.url], path: '/verify', concurrency: C, durationMs: Math.min(DURATION, 3000), tokens: hot });
+      await load({ kind: 'refresh-latchkey', origins: [side.url], path: '/refresh', concurrency: 8, durationMs: Math.min(DURATION, 3000), tokens: await sessions(origin, email, 8) });
+    }
     const cpu = { token: [] as number[], refresh: [] as number[], adminVerify: [] as number[], plainVerify: [] as number[], adminRefresh: [] as number[], plainRefresh: [] as number[] };
     const refreshRun = async (url: string, pid: number | undefined, into: number[], kind: 'refresh-latchkey' | 'refresh-form') => {
       const tokens = await sessions(origin, email, C);
@@ -436,12 +444,12 @@ async function main(): Promise<void> {
     );
     const adminVerify = await paired(
       quick ? 1 : 3 * RUNS,
-      async () => (await measured(latchkeyPid, cpu.adminVerify, () => verifyLoad(origin, hot))).rps,
+      async () => (await measured(withAdmin.pid, cpu.adminVerify, () => verifyLoad(withAdmin.url, hot))).rps,
       async () => (await measured(other.pid, cpu.plainVerify, () => verifyLoad(other.url, hot))).rps,
     );
     const adminRefresh = await paired(
       RUNS,
-      () => refreshRun(origin, latchkeyPid, cpu.adminRefresh, 'refresh-latchkey'),
+      () => refreshRun(withAdmin.url, withAdmin.pid, cpu.adminRefresh, 'refresh-latchkey'),
       () => refreshRun(other.url, other.pid, cpu.plainRefresh, 'refresh-latchkey'),
     );
     const both = (a: number[], b: number[]) => (a.length > 0 && b.length > 0 ? { a: figure(a), b: figure(b) } : null);
