@@ -195,6 +195,13 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   }
   if (config.bootstrapAdmin) await bootstrapAdmin(config.bootstrapAdmin, accounts, logger);
 
+  // Headers an API should send (nosniff, no framing, no referrer, a CSP that allows nothing: latchkey
+  // never serves a page). HSTS only where the cookies are Secure, i.e. outside plain-http development.
+  const security = securityHeaders({
+    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
+    strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
+    crossOriginResourcePolicy: { policy: 'same-site' },
+  });
   const app = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     bodyLimit: config.bodyLimit,
@@ -204,7 +211,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
     // shape too, without echoing the path.
     frameworkErrors: (_err, _request, reply) => {
-      void (reply as unknown as FastifyReply).code(400).send(new ApiError('invalid_request', 'The request URL is malformed.').toBody());
+      void (reply as unknown as FastifyReply).headers(security).code(400).send(new ApiError('invalid_request', 'The request URL is malformed.').toBody());
     },
     // Slow clients (slowloris, slow bodies) hold a connection only this long. Node checks these limits on
     // an interval (connectionsCheckingInterval, 30 s by default): check every second so they hold.
@@ -255,15 +262,10 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     }
     jsonParser(request, text, done);
   });
-  // Headers an API should send (nosniff, no framing, no referrer, a CSP that allows nothing: latchkey
-  // never serves a page). HSTS only where the cookies are Secure, i.e. outside plain-http development.
-  const security = securityHeaders({
-    contentSecurityPolicy: { useDefaults: false, directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] } },
-    strictTransportSecurity: config.cookie.secure ? { maxAge: 31_536_000 } : false,
-    crossOriginResourcePolicy: { policy: 'same-site' },
-  });
+  // The security headers (above) on every answer but forward auth's 200.
   app.addHook('onRequest', (request, reply, done) => {
-    if (request.routeOptions.config.forwardAuth !== true) reply.headers(security);
+    // A CORS preflight to /verify is answered by @fastify/cors before any handler: it keeps them too.
+    if (request.routeOptions.config.forwardAuth !== true || request.method === 'OPTIONS') reply.headers(security);
     done();
   });
   // Callback hooks on every request: an async one costs a promise per request.

@@ -22,6 +22,10 @@ export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Conf
 
   const verify = async (request: FastifyRequest, reply: FastifyReply) => {
     const { claims, revocationChecked } = await bearer.check(bearerToken(request), config.verifyFailOpen * 1000);
+    // Only on request (a store read per check), and never while failing open: the store is down then, and the
+    // accepted token must not turn into a 503. A user gone since the check gets no header. Read before any
+    // identity header is set, so that a failed read answers 503 without them.
+    const email = names.email && revocationChecked ? (await store.getUser(claims.sub))?.email : undefined;
     reply
       .header('cache-control', 'no-store')
       .header(names.user, claims.sub)
@@ -29,12 +33,7 @@ export const verifyRoutes: FastifyPluginAsync<{ bearer: BearerAuth; config: Conf
       .header(names.session, claims.sid)
       .header('x-revocation-checked', String(revocationChecked));
     if (claims.client_id) reply.header(names.client, claims.client_id);
-    if (names.email && revocationChecked) {
-      // Only on request (a store read per check), and never while failing open: the store is down then,
-      // and the accepted token must not turn into a 503. A user gone since the check gets no header.
-      const user = await store.getUser(claims.sub);
-      if (user) reply.header(names.email, user.email);
-    }
+    if (names.email && email !== undefined) reply.header(names.email, email);
     return reply.code(200).send();
   };
   // src/app.ts `forwardAuth`: no browser security headers on the 200.

@@ -130,6 +130,15 @@ describe.each(storeKinds)('request hygiene (%s store)', (kind) => {
     expect(accepted.statusCode).toBe(200);
     expect(accepted.headers['x-user-id']).toBe(user.id);
     for (const name of Object.keys(security)) expect(accepted.headers[name]).toBeUndefined();
+    // A browser's preflight to it is answered before any handler, with them.
+    const preflight = await t.app.inject({
+      method: 'OPTIONS',
+      url: '/verify',
+      headers: { origin: ORIGIN, 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' },
+    });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(preflight.headers).toMatchObject(security);
     expect(answers[2]!.statusCode).toBe(204);
     expect(answers[2]!.headers['cache-control']).toBe('no-store');
     expect(all.statusCode).toBe(204);
@@ -188,6 +197,7 @@ describe.each(storeKinds)('request hygiene (%s store)', (kind) => {
       const malformed = await t.app.inject({ method: 'DELETE', url: '/sessions/%ZZ', headers: bearer(access) });
       expectError(malformed, 400, 'invalid_request');
       expect(malformed.body).not.toContain('%ZZ');
+      expect(malformed.headers['x-content-type-options']).toBe('nosniff');
       for (const id of ['i'.repeat(70), 'i'.repeat(101), 'i'.repeat(300)]) {
         const res = await t.app.inject({ method: 'DELETE', url: `/sessions/${id}`, headers: bearer(access) });
         expect([400, 404]).toContain(res.statusCode);

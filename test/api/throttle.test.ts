@@ -113,6 +113,17 @@ describe.each(storeKinds)('login throttles (%s store)', (kind) => {
     expect((await post(t.app, '/register', { email: uniqueEmail('r'), password: PASSWORD }, from(ADDRESSES[1]!))).statusCode).toBe(201);
   });
 
+  it('every attempt-counted route refuses an address whose budget is spent, before reading the request', async () => {
+    const t = await build({ LATCHKEY_LOGIN_RATE_LIMIT: '2' });
+    for (let i = 0; i < 2; i++) await post(t.app, '/register', { email: uniqueEmail('r'), password: PASSWORD }, from(ADDRESSES[2]!));
+    const paths = ['/register', '/login', '/password', '/password/forgot', '/password/reset'];
+    for (const [i, path] of paths.entries()) {
+      expect429(await post(t.app, path, {}, from(ADDRESSES[2]!)));
+      // Another address still gets an answer about its request.
+      expect((await post(t.app, path, {}, from(`198.51.100.${i + 1}`))).statusCode, path).not.toBe(429);
+    }
+  });
+
   it('refreshes are limited per session and per address', async () => {
     const t = await build({ LATCHKEY_SESSION_REFRESH_RATE_LIMIT: '3', LATCHKEY_REFRESH_RATE_LIMIT: '5' });
     const user = await register(t.app);

@@ -153,6 +153,22 @@ describe('forward auth header names', () => {
   });
 });
 
+describe('GET /verify with the e-mail header', () => {
+  it('answers 503 without any identity header when the e-mail cannot be read', async () => {
+    const t = await buildTestApp('memory', { LATCHKEY_VERIFY_EMAIL_HEADER: 'x-user-email' });
+    try {
+      const user = await register(t.app);
+      const { access } = await loginNative(t.app, user.email);
+      t.store.getUser = () => Promise.reject(new StoreUnavailableError('down'));
+      const res = await t.app.inject({ url: '/verify', headers: bearer(access) });
+      expect(res.statusCode).toBe(503);
+      for (const name of ['x-user-id', 'x-user-roles', 'x-session-id', 'x-user-email', 'x-revocation-checked']) expect(res.headers[name], name).toBeUndefined();
+    } finally {
+      await t.close();
+    }
+  });
+});
+
 describe('GET /verify with the e-mail header while failing open', () => {
   it('accepts a signed token without the e-mail rather than turning the fail-open answer into a 503', async () => {
     const t = await buildTestApp('memory', { LATCHKEY_VERIFY_FAIL_OPEN: '30', LATCHKEY_VERIFY_EMAIL_HEADER: 'x-user-email' });
