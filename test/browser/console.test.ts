@@ -1,6 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -10,9 +9,9 @@ import { startSpaServer, type SpaConfig, type SpaServer } from '../../examples/s
 import { buildAdminApp } from '../../src/admin/app.js';
 import { buildApp } from '../../src/app.js';
 import type { RedisStore } from '../../src/store/redis-store.js';
-import { createTestStore, silentLogger, testConfig, type TestStore } from '../helpers/app.js';
+import { createTestStore, silentLogger, testConfig, type TestStore, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
-import { chromiumAvailable, CHROMIUM, launchChromium } from '../support/chromium.js';
+import { chromiumAvailable, CHROMIUM, launchChromium, ACTION_TIMEOUT, docsFile, screenshots } from '../support/chromium.js';
 import { testRedisUrl } from '../support/redis.js';
 
 /**
@@ -24,14 +23,6 @@ import { testRedisUrl } from '../support/redis.js';
  * LATCHKEY_SCREENSHOTS=1 writes docs/console.png.
  */
 
-const screenshots = process.env.LATCHKEY_SCREENSHOTS === '1';
-const docs = (file: string) => fileURLToPath(new URL(`../../docs/${file}`, import.meta.url));
-const ACTION_TIMEOUT = 10_000;
-
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-}
 
 describe('the ops console in Chromium', () => {
   let browser: Browser;
@@ -58,9 +49,9 @@ describe('the ops console in Chromium', () => {
     test = await createTestStore('redis', 'console');
     const config = await testConfig({ LATCHKEY_ALLOWED_ORIGINS: spa.url });
     latchkey = await buildApp(config, { store: test.store, logger: silentLogger() });
-    urls.latchkey = await listen(latchkey);
+    urls.latchkey = await listenLocal(latchkey);
     admin = await buildAdminApp(config, latchkey.latchkey);
-    urls.admin = await listen(admin);
+    urls.admin = await listenLocal(admin);
 
     redis = new Redis(testRedisUrl(), { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     redis.on('error', () => undefined);
@@ -73,7 +64,7 @@ describe('the ops console in Chromium', () => {
       corsOrigins: [spa.url],
       logLevel: 'silent',
     }));
-    urls.api = await listen(resource);
+    urls.api = await listenLocal(resource);
 
     adminEmail = (await newAccount('ops')).email;
     const operator = await test.store.findUserByEmail(adminEmail);
@@ -192,7 +183,7 @@ describe('the ops console in Chromium', () => {
     expect(JSON.parse(await readableByScripts(ops))).toEqual({ cookie: '', local: {}, session: {} });
     expect(await context.cookies()).toEqual([]);
 
-    if (screenshots) await ops.screenshot({ path: docs('console.png'), fullPage: true });
+    if (screenshots) await ops.screenshot({ path: docsFile('console.png'), fullPage: true });
 
     await press(ops, '#disable');
     await ops.waitForSelector('#user[data-disabled="true"]');

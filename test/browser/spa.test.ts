@@ -1,5 +1,3 @@
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -10,9 +8,9 @@ import { buildApp } from '../../src/app.js';
 import type { Config } from '../../src/config.js';
 import type { AuthEvent } from '../../src/events.js';
 import type { RedisStore } from '../../src/store/redis-store.js';
-import { createTestStore, silentLogger, testConfig, type TestStore } from '../helpers/app.js';
+import { createTestStore, silentLogger, testConfig, type TestStore, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
-import { chromiumAvailable, CHROMIUM, launchChromium } from '../support/chromium.js';
+import { chromiumAvailable, CHROMIUM, launchChromium, ACTION_TIMEOUT, docsFile, screenshots } from '../support/chromium.js';
 import { testRedisUrl } from '../support/redis.js';
 import { gateRotations } from '../support/rotation-gate.js';
 
@@ -26,14 +24,6 @@ import { gateRotations } from '../support/rotation-gate.js';
  * LATCHKEY_SCREENSHOTS=1 writes docs/spa.png.
  */
 
-const screenshots = process.env.LATCHKEY_SCREENSHOTS === '1';
-const docs = (file: string) => fileURLToPath(new URL(`../../docs/${file}`, import.meta.url));
-const ACTION_TIMEOUT = 10_000;
-
-async function listen(app: FastifyInstance): Promise<string> {
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-}
 
 describe('the example SPA in Chromium', () => {
   let browser: Browser;
@@ -66,11 +56,11 @@ describe('the example SPA in Chromium', () => {
     gate = gateRotations(test.store);
     config = await testConfig({ LATCHKEY_ALLOWED_ORIGINS: spa.url });
     latchkey = await buildApp(config, { store: gate.store, logger: silentLogger(), onEvent: (e) => events.push(e) });
-    urls.latchkey = await listen(latchkey);
+    urls.latchkey = await listenLocal(latchkey);
     // A second instance on the same store, under a base path, for its own app origin.
     const baseConfig = await testConfig({ LATCHKEY_ALLOWED_ORIGINS: spaUnderBase.url, LATCHKEY_BASE_PATH: '/auth' });
     latchkeyUnderBase = await buildApp(baseConfig, { store: gate.store, logger: silentLogger() });
-    urls.latchkeyUnderBase = await listen(latchkeyUnderBase);
+    urls.latchkeyUnderBase = await listenLocal(latchkeyUnderBase);
 
     redis = new Redis(testRedisUrl(), { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     redis.on('error', () => undefined);
@@ -83,7 +73,7 @@ describe('the example SPA in Chromium', () => {
       corsOrigins: [spa.url, spaUnderBase.url],
       logLevel: 'silent',
     }));
-    urls.api = await listen(resource);
+    urls.api = await listenLocal(resource);
   });
 
   afterAll(async () => {
@@ -204,7 +194,7 @@ describe('the example SPA in Chromium', () => {
     await press(page, '#load-sessions');
     await page.waitForSelector('#sessions tr:nth-child(2)');
     expect(await page.locator('#sessions tr.current').getAttribute('data-session-id')).toBe(sessionId);
-    if (screenshots) await page.screenshot({ path: docs('spa.png'), fullPage: true });
+    if (screenshots) await page.screenshot({ path: docsFile('spa.png'), fullPage: true });
     await press(page, '#sessions tr:not(.current) .revoke');
     await page.waitForSelector('#sessions tr:not(.current)', { state: 'detached' });
     expect(await refresh(other)).toBe(401);

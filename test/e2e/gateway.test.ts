@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VerifyError } from '@latchkey/verifier';
 import { createVerifier } from '@latchkey/verifier';
 import type { RedisStore } from '../../src/store/redis-store.js';
-import { buildTestApp, createTestStore, type TestApp } from '../helpers/app.js';
+import { buildTestApp, createTestStore, type TestApp, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
 import type { AddressInfo } from 'node:net';
@@ -48,8 +48,7 @@ describe('resource servers and gateways see revocations', () => {
     dispose = test.dispose;
     prefix = (test.store as RedisStore).keyPrefix;
     t = await buildTestApp('redis', {}, { store: test.store, clock: Date.now });
-    await t.app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    base = await listenLocal(t.app);
   });
   afterAll(async () => {
     for (const c of children) c.kill('SIGTERM');

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { buildTestApp, type TestApp, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 import type { AddressInfo } from 'node:net';
 import { freePort } from '../support/redis-server.js';
@@ -22,8 +22,7 @@ describe('HAProxy forward auth (examples/haproxy)', () => {
 
   beforeAll(async () => {
     t = await buildTestApp('redis', {}, { clock: Date.now });
-    await t.app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    base = await listenLocal(t.app);
     upstream = createServer((req, res) => {
       seen = { method: req.method, url: req.url, headers: req.headers };
       req.resume();

@@ -1,12 +1,11 @@
 import { mkdtemp } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KeyStore } from '../../src/keys/keystore.js';
 import { generateFirstKey, rotate } from '../../src/keys/rotation.js';
-import { buildTestApp, silentLogger, type TestApp } from '../helpers/app.js';
+import { buildTestApp, silentLogger, type TestApp, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 
 /**
@@ -29,8 +28,7 @@ describe('staged rotation under load, seen by a resource server', () => {
       { LATCHKEY_KEYS_DIR: dir, LATCHKEY_KEYS_RESCAN: '1', LATCHKEY_JWKS_MAX_AGE: '1', LATCHKEY_ACCESS_TOKEN_TTL: '120' },
       { clock: Date.now },
     );
-    await t.app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    base = await listenLocal(t.app);
   });
   afterAll(async () => t.close());
 

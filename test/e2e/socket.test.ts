@@ -1,7 +1,6 @@
-import type { AddressInfo } from 'node:net';
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../helpers/app.js';
+import { buildTestApp, type TestApp, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 
 /** Over a real socket against real Redis: the race the Lua script exists to close. */
@@ -12,8 +11,7 @@ describe('over a real socket (redis store)', () => {
   beforeAll(async () => {
     // Real time here: concurrency, not the clock, is under test.
     t = await buildTestApp('redis', {}, { clock: Date.now });
-    await t.app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    base = await listenLocal(t.app);
   });
   afterAll(async () => t.close());
 

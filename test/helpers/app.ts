@@ -1,4 +1,5 @@
 import { mkdtemp } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
@@ -19,6 +20,12 @@ export const storeKinds: StoreKind[] = ['memory', 'redis'];
 
 export const ORIGIN = 'https://app.example.com';
 export const silentLogger = () => pino({ level: 'silent' });
+
+/** Listens on a free port of 127.0.0.1 and returns the origin, for tests that go over a real socket. */
+export async function listenLocal(app: FastifyInstance): Promise<string> {
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+}
 
 let sharedKeysDir: Promise<string> | undefined;
 

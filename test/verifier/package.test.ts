@@ -1,13 +1,12 @@
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RedisStore } from '../../src/store/redis-store.js';
-import { buildTestApp, createTestStore, type TestApp } from '../helpers/app.js';
+import { buildTestApp, createTestStore, type TestApp, listenLocal } from '../helpers/app.js';
 import { PASSWORD, uniqueEmail } from '../helpers/client.js';
 import { testRedisUrl } from '../support/redis.js';
 
@@ -56,8 +55,7 @@ describe('@latchkey/verifier, installed from its tarball', () => {
     dispose = test.dispose;
     prefix = (test.store as RedisStore).keyPrefix;
     t = await buildTestApp('redis', {}, { store: test.store, clock: Date.now });
-    await t.app.listen({ host: '127.0.0.1', port: 0 });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    base = await listenLocal(t.app);
   }, 400_000);
 
   afterAll(async () => {
