@@ -211,6 +211,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     // Errors the router raises before any route runs (a malformed %-escape in the path) get the contract
     // shape too, without echoing the path.
     frameworkErrors: (_err, _request, reply) => {
+      // No hook runs for these: the security headers are set here.
       void (reply as unknown as FastifyReply).headers(security).code(400).send(new ApiError('invalid_request', 'The request URL is malformed.').toBody());
     },
     // Slow clients (slowloris, slow bodies) hold a connection only this long. Node checks these limits on
@@ -262,11 +263,11 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     }
     jsonParser(request, text, done);
   });
-  // The security headers (above) on every answer but forward auth's 200.
-  app.addHook('onRequest', (request, reply, done) => {
-    // A CORS preflight to /verify is answered by @fastify/cors before any handler: it keeps them too.
-    if (request.routeOptions.config.forwardAuth !== true || request.method === 'OPTIONS') reply.headers(security);
-    done();
+  // The security headers (above) on every answer but forward auth's 200: errors, 404s and CORS preflights
+  // included, however they were answered (malformed URLs: frameworkErrors).
+  app.addHook('onSend', (request, reply, payload, done) => {
+    if (request.routeOptions.config.forwardAuth !== true || reply.statusCode !== 200) reply.headers(security);
+    done(null, payload);
   });
   // Callback hooks on every request: an async one costs a promise per request.
   app.addHook('onResponse', (request, reply, done) => {
@@ -275,7 +276,6 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   });
   app.setErrorHandler((err: FastifyError, request, reply) => {
     const api = toApiError(err, request.log, metrics);
-    if (request.routeOptions.config.forwardAuth === true) reply.headers(security);
     return reply.code(api.status).headers(api.headers).send(api.toBody());
   });
   app.setNotFoundHandler((_request, reply) => {
