@@ -270,11 +270,13 @@ async function main(): Promise<void> {
   };
   /** Access tokens of many users, each presented again and again (forward auth's hot path). */
   const hotTokens = once(() => accessTokens(redis.url, keysDir, quick ? 50 : 500, 4));
-  /** A second latchkey process on the same Redis and keys, without the admin API. */
-  const plain = once(async () => {
-    const url = await startLatchkey(await freePort(), redis.url, keysDir);
+  /** Another latchkey process on the same Redis and keys; with `adminPort`, its admin API listens there. */
+  const another = async (adminPort = 0) => {
+    const url = await startLatchkey(await freePort(), redis.url, keysDir, adminPort);
     return { url, pid: children[children.length - 1]?.pid };
-  });
+  };
+  /** The second process of the scaling section, without the admin API. */
+  const plain = once(() => another());
   /** A bare Fastify server: the JWKS bytes and /verify's headers, nothing else. */
   const bareServer = once(async () => {
     const jwksBody = await (await fetch(`${origin}/.well-known/jwks.json`)).text();
@@ -420,12 +422,8 @@ async function main(): Promise<void> {
   // listening against one without it, both started for this and warmed up alike. CPU per request beside each.
   if (want('endpoints')) {
     const hot = await hotTokens();
-    const fresh = async (adminPort: number) => {
-      const url = await startLatchkey(await freePort(), redis.url, keysDir, adminPort);
-      return { url, pid: children[children.length - 1]?.pid };
-    };
-    const withAdmin = await fresh(await freePort());
-    const other = await fresh(0);
+    const withAdmin = await another(await freePort());
+    const other = await another();
     for (const side of [withAdmin, other]) {
       await load({ kind: 'verify', origins: [side.url], path: '/verify', concurrency: C, durationMs: Math.min(DURATION, 3000), tokens: hot });
       await load({ kind: 'refresh-latchkey', origins: [side.url], path: '/refresh', concurrency: 8, durationMs: Math.min(DURATION, 3000), tokens: await sessions(origin, email, 8) });
