@@ -91,6 +91,19 @@ const noContext = (): never => {
 /** Pads a base64url segment to a multiple of four characters the way base64 would. */
 const padded = (segment: string) => segment + '='.repeat((4 - (segment.length % 4)) % 4);
 
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/**
+ * The same bytes spelled another way: the lowest spare bit of the last character set (RFC 4648 §3.5).
+ * Decoders ignore spare bits; the check below proves the change is invisible to them.
+ */
+export function respelled(segment: string): string {
+  if (segment.length % 4 < 2) throw new Error('this segment has no spare bits');
+  const out = segment.slice(0, -1) + BASE64URL[BASE64URL.indexOf(segment.at(-1)!) | 1]!;
+  if (out === segment || !Buffer.from(out, 'base64url').equals(Buffer.from(segment, 'base64url'))) throw new Error('not the same bytes');
+  return out;
+}
+
 /** One change per token, each of which latchkey and its verifier must refuse. */
 export const forgeries: Array<[string, Change]> = [
     ['typ "JWT" instead of "at+jwt"', { header: (h) => ({ ...h, typ: 'JWT' }) }],
@@ -119,6 +132,13 @@ export const forgeries: Array<[string, Change]> = [
     ['a payload starting with a UTF-8 BOM', { payloadText: (json) => `\uFEFF${json}` }],
     ['a header starting with a UTF-8 BOM', { headerText: (json) => `\uFEFF${json}` }],
     ['base64 padding on the signature', { token: (t) => t.replace(/[^.]+$/, (sig) => (sig.length % 4 === 0 ? `${sig}=` : padded(sig))) }],
+    // A 256-byte signature is 342 characters, the last carrying four spare bits.
+    ['the signature spelled another way (a spare bit of its last character set)', { token: (t) => t.replace(/[^.]+$/, respelled) }],
+    [
+      'the payload spelled another way (signed as spelled)',
+      // Lengthen the JSON until its encoding's last character has spare bits.
+      { payloadText: (json) => (Buffer.byteLength(json) % 3 === 0 ? `${json} ` : json), payloadSegment: respelled },
+    ],
     [
       'base64 padding on the payload (signed as padded)',
       // JSON allows trailing whitespace: lengthen the text until its encoding needs padding.

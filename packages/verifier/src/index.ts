@@ -243,6 +243,28 @@ const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Far above any latchkey token (≈ 700 bytes); parsing stops here. */
 const MAX_TOKEN_LENGTH = 8192;
 
+/**
+ * One spelling per byte string (RFC 4648 §3.5): a segment's length is never one more than a multiple of
+ * four, and the bits its last character carries beyond the last byte are zero. Decoders (Buffer, jose)
+ * ignore those bits, so without this rule a 256-byte signature has sixteen spellings (its 342nd character
+ * carries two spare bits): sixteen token strings for one token, which a cache or deny-list keyed by the
+ * token's text would tell apart. The token already matched COMPACT_JWS.
+ */
+function canonical(token: string, start: number, end: number): boolean {
+  const rest = (end - start) % 4;
+  if (rest === 0) return true;
+  if (rest === 1) return false;
+  return (sextet(token.charCodeAt(end - 1)) & (rest === 2 ? 0b1111 : 0b11)) === 0;
+}
+
+/** The value of a base64url character (RFC 4648 §5). */
+function sextet(c: number): number {
+  if (c >= 65 && c <= 90) return c - 65; // A-Z
+  if (c >= 97 && c <= 122) return c - 71; // a-z
+  if (c >= 48 && c <= 57) return c + 4; // 0-9
+  return c === 45 ? 62 : 63; // - _
+}
+
 /** The media type comparison of RFC 7515 §4.1.9 as jose applies it: `at+jwt` is `application/at+jwt`. */
 const normalizeTyp = (typ: string) => (typ.includes('/') ? typ.toLowerCase() : `application/${typ.toLowerCase()}`);
 
@@ -332,6 +354,9 @@ export async function verifyAccessToken(token: string, getKey: JWTVerifyGetKey, 
   if (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH || !COMPACT_JWS.test(token)) throw new VerifyError('invalid', 'not a JWS compact serialisation');
   const dot1 = token.indexOf('.');
   const dot2 = token.indexOf('.', dot1 + 1);
+  if (!canonical(token, 0, dot1) || !canonical(token, dot1 + 1, dot2) || !canonical(token, dot2 + 1, token.length)) {
+    throw new VerifyError('invalid', 'not canonical base64url');
+  }
   const h = token.slice(0, dot1);
   const known = verifiedHeaders.get(h);
   const header = known ?? parseHeader(h);
