@@ -9,7 +9,7 @@
  * and BENCHMARKS.md is left as it is. With BENCH_CPU_PROF=<dir> set, the latchkey processes write CPU profiles.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -91,6 +91,26 @@ async function cpuSeconds(pid: number | undefined): Promise<number | null> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
   const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
   return fields ? (Number(fields[11]) + Number(fields[12])) / 100 : null;
+}
+
+/**
+ * CPU seconds of a process's main thread (the event loop) and of all its other threads together (libuv's
+ * pool, where signatures and hashes run; V8's garbage-collector helpers); Linux only (null elsewhere).
+ */
+async function threadCpuSeconds(pid: number | undefined): Promise<{ main: number; others: number } | null> {
+  const tids = await readdir(`/proc/${pid}/task`).catch(() => null);
+  if (!tids) return null;
+  let main = 0;
+  let others = 0;
+  for (const tid of tids) {
+    const stat = await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8').catch(() => null);
+    const fields = stat?.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (!fields) continue;
+    const seconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    if (tid === String(pid)) main += seconds;
+    else others += seconds;
+  }
+  return { main, others };
 }
 
 /** A latchkey process on `port`; with `adminPort`, its admin API listens there as in a deployment. */
@@ -320,13 +340,18 @@ async function main(): Promise<void> {
       const peer = await startOidcProvider(redis.url, start);
       const peerPid = children[children.length - 1]?.pid;
       const cpuPerRefresh: number[] = [];
+      const eventLoopPerRefresh: number[] = [];
       const peerCpuPerRefresh: number[] = [];
       // Five pairs: the peer's rate swings more than latchkey's from one run to the next.
       const r = await paired(
         quick ? 1 : 5,
         async () => {
           const tokens = await sessions(origin, email, C);
-          return (await measured(latchkeyPid, cpuPerRefresh, () => load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens }))).rps;
+          const before = await threadCpuSeconds(latchkeyPid);
+          const res = await measured(latchkeyPid, cpuPerRefresh, () => load({ kind: 'refresh-latchkey', origins: [origin], path: '/refresh', concurrency: C, durationMs: DURATION, tokens }));
+          const after = await threadCpuSeconds(latchkeyPid);
+          if (before && after && res.requests > 0) eventLoopPerRefresh.push(((after.main - before.main) * 1e6) / res.requests);
+          return res.rps;
         },
         async () => {
           const tokens = await peer.refreshTokens(C);
@@ -342,6 +367,8 @@ async function main(): Promise<void> {
         oidcProvider: r.b,
         ratio: r.ratio,
         cpuMicrosPerRefresh: cpuPerRefresh.length > 0 ? figure(cpuPerRefresh) : null,
+        // The part on the event loop; the rest is the signature on libuv's pool and the GC helpers.
+        eventLoopMicrosPerRefresh: eventLoopPerRefresh.length > 0 ? figure(eventLoopPerRefresh) : null,
         oidcProviderCpuMicrosPerRefresh: peerCpuPerRefresh.length > 0 ? figure(peerCpuPerRefresh) : null,
         rs256SignMicros: signMicros,
       };
@@ -553,7 +580,7 @@ function renderTable(r: Record<string, unknown>): string {
     rows.push([`refresh p99 ms, c=${s.concurrency}`, f(s.p99), '', '', s.concurrency === 32 ? '≤ 10 ms' : '']);
   }
   const peer = r.peer as
-    | { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string; cpuMicrosPerRefresh?: Figure | null; oidcProviderCpuMicrosPerRefresh?: Figure | null; rs256SignMicros?: Figure }
+    | { oidcProvider?: Figure; latchkey?: Figure; ratio?: Figure; error?: string; cpuMicrosPerRefresh?: Figure | null; eventLoopMicrosPerRefresh?: Figure | null; oidcProviderCpuMicrosPerRefresh?: Figure | null; rs256SignMicros?: Figure }
     | undefined;
   if (!peer) {
     // not measured in this run
@@ -562,6 +589,8 @@ function renderTable(r: Record<string, unknown>): string {
     if (peer.cpuMicrosPerRefresh && peer.rs256SignMicros) {
       const gap = peer.cpuMicrosPerRefresh.median - peer.rs256SignMicros.median;
       rows.push([`refresh latchkey CPU µs per request, c=${C}`, f(peer.cpuMicrosPerRefresh), `one RS256 signature ${f(peer.rs256SignMicros)}`, '', `floor + ${n(gap)} µs`]);
+      const loop = peer.eventLoopMicrosPerRefresh;
+      if (loop) rows.push([`refresh latchkey event-loop CPU µs per request, c=${C}`, f(loop), `other threads ${n(peer.cpuMicrosPerRefresh.median - loop.median)}`, '', '(signature on the pool)']);
       const o = peer.oidcProviderCpuMicrosPerRefresh;
       if (o) rows.push([`refresh server CPU µs per request, c=${C}`, f(peer.cpuMicrosPerRefresh), `oidc-provider ${f(o)}`, n(o.median / peer.cpuMicrosPerRefresh.median), '(peer ÷ latchkey)']);
     }

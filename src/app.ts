@@ -159,6 +159,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
     clock,
     log,
     metrics,
+    throttles,
     policy: {
       refreshTtlSeconds: config.refreshTokenTtl,
       sessionMaxTtlSeconds: config.sessionMaxTtl,
@@ -306,7 +307,7 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
   await app.register(
     async (scope) => {
       await scope.register(accountRoutes, { accounts, config });
-      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config, throttles });
+      await scope.register(tokenRoutes, { accounts, issuer, revocations, bearer, clients, config });
       await scope.register(passwordRoutes, { accounts, issuer, bearer, resets: core.resets, store, config, clock });
       await scope.register(oauthRoutes, { issuer, revocations, bearer, clients, store, config });
       await scope.register(discoveryRoutes, { config });

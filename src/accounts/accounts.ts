@@ -47,9 +47,9 @@ export class Accounts {
   constructor(private readonly deps: AccountsDeps) {}
 
   /** Creates an account (registration, or an operator with roles). The password must pass the policy. */
-  async register(email: string, password: string, context: ActionContext, roles: string[] = [], field = 'password'): Promise<{ id: string; email: string }> {
+  async register(email: string, password: string, context: ActionContext, roles: string[] = []): Promise<{ id: string; email: string }> {
     const { store, hasher, clock } = this.deps;
-    checkPasswordPolicy(password, field);
+    checkPasswordPolicy(password, 'password');
     const normalized = normalizeEmail(email);
     // Cheap look-up first, so a taken address does not cost a hash; createUser still decides atomically.
     if (await store.findUserByEmail(normalized)) throw conflict();

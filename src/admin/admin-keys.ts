@@ -24,8 +24,11 @@ export interface AdminKeysDeps {
 export class AdminKeys {
   constructor(private readonly deps: AdminKeysDeps) {}
 
-  /** Creates a key. The returned `key` is the only copy: it is never stored or shown again. */
-  async create(name: string, expiresInSeconds: number | null, createdBy: string, context: ActionContext): Promise<{ record: AdminKeyRecord; key: string }> {
+  /**
+   * Creates a key, recorded as created by the context's actor. The returned `key` is the only copy: it is
+   * never stored or shown again.
+   */
+  async create(name: string, expiresInSeconds: number | null, context: ActionContext): Promise<{ record: AdminKeyRecord; key: string }> {
     const now = this.deps.clock();
     const live = await this.list();
     if (live.some((k) => k.name === name)) throw new ApiError('conflict', 'An admin key with this name exists.');
@@ -37,7 +40,7 @@ export class AdminKeys {
       secretHash: hash(secret),
       createdAt: now,
       expiresAt: expiresInSeconds === null ? null : now + expiresInSeconds * 1000,
-      createdBy,
+      createdBy: context.actor ?? 'unknown',
     };
     await this.deps.store.putAdminKey(record);
     this.deps.events.emit({ type: 'admin_key_created', keyId: id, name }, context);

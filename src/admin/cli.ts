@@ -181,7 +181,7 @@ export async function runAdminKeys(argv: string[]): Promise<number> {
 
   return withServices(async (core, context) => {
     if (command === 'create') {
-      const { record, key } = await core.adminKeys.create(String(values.name), expiresIn, 'cli', context);
+      const { record, key } = await core.adminKeys.create(String(values.name), expiresIn, context);
       out({ ...keyView(record), key });
       process.stderr.write('This is the only time the key is shown: store it now (e.g. in a secret manager).\n');
     } else if (command === 'list') {

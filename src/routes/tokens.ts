@@ -8,8 +8,6 @@ import type { BearerAuth } from '../tokens/bearer.js';
 import { channelOf, type Clients } from '../tokens/clients.js';
 import type { TokenIssuer } from '../tokens/issuer.js';
 import type { Revocations } from '../tokens/revocation.js';
-import { parseRefreshToken } from '../tokens/refresh-token.js';
-import type { Throttles } from '../throttle.js';
 import { emailField, passwordField } from './accounts.js';
 import {
   attemptLimit,
@@ -43,10 +41,9 @@ export interface TokenRouteOptions {
   bearer: BearerAuth;
   clients: Clients;
   config: Config;
-  throttles: Throttles;
 }
 
-export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, clients, config, throttles }) => {
+export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { accounts, issuer, revocations, bearer, clients, config }) => {
   // Only these routes read or set the refresh cookie; everything else (JWKS, /verify) skips the parsing.
   await app.register(fastifyCookie);
   app.post('/login', attemptLimit(config), async (request, reply) => {
@@ -66,7 +63,6 @@ export const tokenRoutes: FastifyPluginAsync<TokenRouteOptions> = async (app, { 
     const presented = presentedRefreshToken(request, config, body.refresh_token);
     if (!presented) throw new ApiError('invalid_request', 'refresh_token: required (in the body or the cookie)');
     if (presented.channel === 'body') refuseBodyTokensToBrowsers(request, config, 'refresh_token: a request with an Origin comes from a browser, which refreshes with the cookie');
-    await throttles.refresh(request.ip, parseRefreshToken(presented.token)?.sessionId ?? null);
     const issued = await issuer.refresh(presented.token, presented.channel, clientContext(request));
     return sendTokens(reply, config, issued, presented.channel === 'cookie');
   });

@@ -19,6 +19,7 @@ import {
   successorSecret,
 } from './refresh-token.js';
 import type { Revocations } from './revocation.js';
+import type { Throttles } from '../throttle.js';
 import { DEFAULT_CLIENTS } from '../config.js';
 
 export interface IssuedTokens {
@@ -46,6 +47,8 @@ export interface TokenIssuerDeps {
   clock: () => number;
   log: Logger;
   metrics?: Pick<Metrics, 'refresh'>;
+  /** The refresh budgets (per client address, per session), checked before every rotation whatever the route. */
+  throttles?: Pick<Throttles, 'refresh'>;
 }
 
 /**
@@ -127,7 +130,8 @@ export class TokenIssuer {
   }
 
   /**
-   * Rotation (RFC 9700 §4.14.2). A candidate successor is prepared before the store decides: if this call
+   * Rotation (RFC 9700 §4.14.2), for /refresh and the OAuth token endpoint alike, after the refresh
+   * throttles. A candidate successor is prepared before the store decides: if this call
    * rotates, the candidate becomes current; if the token was just spent (grace window), the successor is
    * derived again from the presented secret and the stored nonce, so every concurrent caller gets the
    * same one. With `client` (null: the channel's default), only a session of that client rotates.
@@ -138,6 +142,8 @@ export class TokenIssuer {
 
   private async rotate(token: string, channel: Channel, context: ActionContext, client: string | null | undefined): Promise<IssuedTokens> {
     const presented = parseRefreshToken(token);
+    // A malformed token still counts against its sender's address.
+    await this.deps.throttles?.refresh(context.ip ?? '', presented?.sessionId ?? null);
     if (!presented) {
       this.deps.metrics?.refresh('invalid');
       throw invalidGrant();

@@ -77,7 +77,8 @@ describe('the users, admin-keys and audit CLI, on the store of a running app', (
     const key = await runCli(['admin-keys', 'create', '--name', 'ci-cli'], env);
     expect(key.code).toBe(0);
     expect(key.stderr).toMatch(/only time the key is shown/);
-    const { key: secret } = lines(key.stdout)[0] as { key: string };
+    const { key: secret, created_by } = lines(key.stdout)[0] as { key: string; created_by: string };
+    expect(created_by).toBe('cli');
     expect((await admin.inject({ url: '/admin/users', headers: bearer(secret) })).statusCode).toBe(200);
     expect((await runCli(['admin-keys', 'revoke', 'ci-cli'], env)).code).toBe(0);
     expect((await admin.inject({ url: '/admin/users', headers: bearer(secret) })).statusCode).toBe(401);

@@ -141,6 +141,30 @@ describe.each(storeKinds)('login throttles (%s store)', (kind) => {
     expect((await post(t.app, '/refresh', { refresh_token: 'lk_rt_garbage' }, from(ADDRESSES[0]!))).statusCode).toBe(401);
     expect429(await post(t.app, '/refresh', { refresh_token: 'lk_rt_garbage' }, from(ADDRESSES[0]!)));
   });
+
+  it('the OAuth token endpoint spends the same refresh budgets: per session, and per address', async () => {
+    const t = await build({ LATCHKEY_SESSION_REFRESH_RATE_LIMIT: '3', LATCHKEY_REFRESH_RATE_LIMIT: '5' });
+    const user = await register(t.app);
+    const grant = (refresh_token: string, ip: string) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/token',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...from(ip) },
+        payload: new URLSearchParams({ grant_type: 'refresh_token', refresh_token }).toString(),
+      });
+    let token = (await loginNative(t.app, user.email)).refresh;
+    // Two at /refresh, one at /token: the session's third refresh.
+    for (let i = 0; i < 3; i++) {
+      const res = i < 2 ? await post(t.app, '/refresh', { refresh_token: token }, from(ADDRESSES[3]!)) : await grant(token, ADDRESSES[3]!);
+      expect(res.statusCode).toBe(200);
+      token = res.json().refresh_token;
+    }
+    expect429(await grant(token, ADDRESSES[4]!));
+    // Per address: ADDRESSES[3] has used 3 of 5; garbage counts too.
+    expect((await grant('lk_rt_garbage', ADDRESSES[3]!)).statusCode).toBe(400);
+    expect((await grant('lk_rt_garbage', ADDRESSES[3]!)).statusCode).toBe(400);
+    expect429(await grant('lk_rt_garbage', ADDRESSES[3]!));
+  });
 });
 
 describe('trusted proxies', () => {

@@ -142,7 +142,7 @@ describe('redis store at rest', () => {
     // A reset token (stored even without SMTP outside production) and an admin key.
     await t.app.inject({ method: 'POST', url: '/password/forgot', payload: { email: user.email } });
     await t.app.latchkey.resets.flush();
-    await t.app.latchkey.adminKeys.create(`ttl-${Date.now()}`, null, 'test', NO_CONTEXT);
+    await t.app.latchkey.adminKeys.create(`ttl-${Date.now()}`, null, NO_CONTEXT);
     await t.app.latchkey.audit.flush();
     const entries = await dump(t);
     const kinds = new Set(entries.map((e) => e.key.replace(/^\{[^}]+\}:/, '').replace(/:.*$/, '')));

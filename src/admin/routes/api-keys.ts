@@ -27,7 +27,7 @@ export const adminKeyRoutes: FastifyPluginAsync<{ services: AppServices }> = asy
 
   app.post('/admin/api-keys', async (request, reply) => {
     const body = parse(createBody, request.body);
-    const { record, key } = await services.adminKeys.create(body.name, body.expires_in ?? null, request.adminActor ?? 'unknown', adminContext(request));
+    const { record, key } = await services.adminKeys.create(body.name, body.expires_in ?? null, adminContext(request));
     return reply.code(201).send({ ...keyView(record), key });
   });
 
