@@ -9,10 +9,10 @@
  *   {uid}:s:<sid>    hash    a session: k mac key, c current token hash, h channel (c|b), t created,
  *                            l last used, a absolute expiry, i ip, u + v user agent, o client id (absent for
  *                            the channel's default client), d '1' while the current token was handed out by a
- *                            late retry (see rotateLua) — latchkey only
- *   {uid}:g:<sid>    string  the just-spent token's hash (16 bytes), the successor nonce (22 characters), '1'
- *                            if the spent token had been handed out by a late retry else '0', and when it was
- *                            spent (ms); replaced at the next rotation, lives as long as the session — latchkey only
+ *                            late retry (see rotateLua), g the grace record once the session has rotated: the
+ *                            just-spent token's hash (16 bytes), the successor nonce (22 characters), '1' if the
+ *                            spent token had been handed out by a late retry else '0', and when it was spent
+ *                            (ms), replaced at every rotation — latchkey only
  *   {uid}:j:<jti>    string  a deny-listed access token; lives until the token's exp plus skew and drift —
  *                            readable by verifiers
  *   global           hash    the incident switch: ra (ms) and ra:<role> — readable by verifiers; in a slot of
@@ -50,9 +50,10 @@
  * hash-max-listpack-value (64) bytes; one longer value turns it into a hashtable several times the size.
  * So the user agent (at most 128 bytes) is kept in two fields, `u` and `v`, and joined on reading.
  * Every byte of a session is paid once per session, so: one-letter field names; the expiry lives only in
- * the index score (and the key's TTL), not in the hash too; what only the grace window needs (the spent
- * hash, the nonce) lives in the grace key, which the next rotation replaces; token hashes are stored
- * truncated to their first 128 bits, still 2^128 work to match from a dump, and compared the same way.
+ * the index score (and the key's TTL), not in the hash too; the grace record is a field of the session (52
+ * bytes, within the listpack limit), not a key of its own, which would cost a key's overhead per session;
+ * token hashes are stored truncated to their first 128 bits, still 2^128 work to match from a dump, and
+ * compared the same way.
  */
 
 const WRITES = '#!lua\n';
@@ -87,7 +88,7 @@ local evicted = {}
 if excess > 0 then
   evicted = redis.call('ZRANGE', KEYS[3], 0, excess - 1)
   for _, sid in ipairs(evicted) do
-    redis.call('DEL', base .. 's:' .. sid, base .. 'g:' .. sid)
+    redis.call('DEL', base .. 's:' .. sid)
   end
   redis.call('ZREMRANGEBYRANK', KEYS[3], 0, excess - 1)
 end
@@ -109,12 +110,12 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
  * A lost reply (the script ran, the answer never reached the client, which saw a 503) must not log the
  * user out however long the outage lasted: the just-spent token keeps returning its successor after the
  * window too, as long as nobody has presented that successor (its first presentation rotates it and
- * replaces the grace key, so a grace key that still names the presented token proves exactly that). Such a
+ * replaces the grace record, so a grace record that still names the presented token proves exactly that). Such a
  * late hand-out may have given the successor to a second holder (a thief who used a stolen token first),
  * so the session remembers it (`d`), and the token handed out late gets no late hand-out of its own once
  * spent: whichever of two holders comes second after the window is reuse, and the family is revoked.
  *
- * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] grace key, KEYS[5] user state
+ * KEYS[1] user hash, KEYS[2] session index, KEYS[3] session hash, KEYS[4] user state
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag, ARGV[4] channel (c|b),
  * ARGV[5] candidate successor hash, ARGV[6] candidate successor nonce (22 characters), ARGV[7] now,
  * ARGV[8] refresh ttl ms, ARGV[9] grace ms, ARGV[10] ip, ARGV[11] user agent, ARGV[12] '1' to accept only
@@ -126,16 +127,16 @@ return {'created', tag(ARGV[3], ARGV[2]), int(exp), int(abs), roles, evicted}
 export const rotateLua = `${WRITES}${prelude}
 -- The grace value is read back by offsets: hash (16), nonce (22), late flag (1), time.
 if #ARGV[6] ~= 22 then return redis.error_reply('successor nonce must be 22 characters') end
-local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o', 't')
+local s = redis.call('HMGET', KEYS[3], 'k', 'c', 'h', 'a', 'o', 't', 'g', 'd')
 local mk, h = s[1], ARGV[2]
 -- A token not minted for this session (forged from a known session id) changes nothing.
 if not mk or #h ~= 32 or tag(mk, h) ~= ARGV[3] then return {'invalid'} end
 h = short(h)
 local function revoke()
-  redis.call('DEL', KEYS[3], KEYS[4])
+  redis.call('DEL', KEYS[3])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
-local u = {redis.call('HGET', KEYS[5], 'dis'), redis.call('HGET', KEYS[1], 'roles')}
+local u = {redis.call('HGET', KEYS[4], 'dis'), redis.call('HGET', KEYS[1], 'roles')}
 if u[1] ~= '0' or not u[2] then revoke() return {'invalid'} end
 -- Channel binding: a cookie token is refused in a body and vice versa.
 if s[3] ~= ARGV[4] then return {'invalid'} end
@@ -148,21 +149,21 @@ local grace = tonumber(ARGV[9])
 if h == s[2] then
   local newExp = math.min(now + tonumber(ARGV[8]), abs)
   redis.call('HSET', KEYS[3], 'c', short(ARGV[5]), 'l', int(now), 'i', ARGV[10], 'u', ua1(ARGV[11]), 'v', ua2(ARGV[11]))
+  if grace > 0 then
+    local late = s[8] == '1' and '1' or '0'
+    redis.call('HSET', KEYS[3], 'g', h .. ARGV[6] .. late .. int(now))
+    if s[8] then redis.call('HDEL', KEYS[3], 'd') end
+  else
+    redis.call('HDEL', KEYS[3], 'g', 'd')
+  end
   redis.call('PEXPIRE', KEYS[3], int(newExp - now))
   redis.call('ZADD', KEYS[2], int(newExp), ARGV[1])
   if redis.call('PTTL', KEYS[2]) < newExp - now then redis.call('PEXPIRE', KEYS[2], int(newExp - now)) end
-  local late = redis.call('HGET', KEYS[3], 'd') == '1' and '1' or '0'
-  redis.call('HDEL', KEYS[3], 'd')
-  if grace > 0 then
-    redis.call('SET', KEYS[4], h .. ARGV[6] .. late .. int(now), 'PX', int(newExp - now))
-  else
-    redis.call('DEL', KEYS[4])
-  end
   return {'rotated', tag(mk, ARGV[5]), int(newExp), int(abs), u[2], '', client, s[6]}
 end
 -- Only the immediately previous token gets grace, and only while its successor has never been presented:
--- every rotation overwrites the grace key, so it always describes the token spent last.
-local g = redis.call('GET', KEYS[4])
+-- every rotation overwrites the grace record, so it always describes the token spent last.
+local g = s[7]
 if grace > 0 and g and string.sub(g, 1, 16) == h then
   local inWindow = now - tonumber(string.sub(g, 40)) < grace
   if inWindow or string.sub(g, 39, 39) == '0' then
@@ -176,26 +177,25 @@ return {'reused'}
 `;
 
 /**
- * KEYS[1] session index, KEYS[2] session hash, KEYS[3] grace key
+ * KEYS[1] session index, KEYS[2] session hash
  * ARGV[1] session id, ARGV[2] presented secret hash, ARGV[3] presented tag
  * Returns 1 if a session was revoked, 0 if there was none or the token was not minted for it.
  */
 export const revokeByTokenLua = `${WRITES}${prelude}
 local mk = redis.call('HGET', KEYS[2], 'k')
 if not mk or #ARGV[2] ~= 32 or tag(mk, ARGV[2]) ~= ARGV[3] then return 0 end
-redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[2])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return 1
 `;
 
 /**
- * KEYS[1] session index, KEYS[2] session hash, KEYS[3] grace key
+ * KEYS[1] session index, KEYS[2] session hash
  * ARGV[1] session id
  * Returns 1 if the session existed.
  */
 export const revokeSessionLua = `${WRITES}
 local n = redis.call('DEL', KEYS[2])
-redis.call('DEL', KEYS[3])
 redis.call('ZREM', KEYS[1], ARGV[1])
 return n
 `;
@@ -214,7 +214,6 @@ local base = string.sub(KEYS[2], 1, -3)
 local revoked = {}
 for _, sid in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   if redis.call('DEL', base .. 's:' .. sid) == 1 then table.insert(revoked, sid) end
-  redis.call('DEL', base .. 'g:' .. sid)
 end
 redis.call('DEL', KEYS[2])
 return revoked

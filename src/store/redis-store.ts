@@ -50,9 +50,9 @@ type ScriptFn = (...args: Array<string | Buffer | number>) => Promise<unknown>;
 
 const scripts = {
   lkCreateSession: { numberOfKeys: 4, lua: createSessionLua },
-  lkRotate: { numberOfKeys: 5, lua: rotateLua },
-  lkRevokeByToken: { numberOfKeys: 3, lua: revokeByTokenLua },
-  lkRevokeSession: { numberOfKeys: 3, lua: revokeSessionLua },
+  lkRotate: { numberOfKeys: 4, lua: rotateLua },
+  lkRevokeByToken: { numberOfKeys: 2, lua: revokeByTokenLua },
+  lkRevokeSession: { numberOfKeys: 2, lua: revokeSessionLua },
   lkRevokeAll: { numberOfKeys: 3, lua: revokeAllLua },
   lkListSessions: { numberOfKeys: 1, lua: listSessionsLua },
   lkIsActive: { numberOfKeys: 3, lua: isActiveLua },
@@ -264,7 +264,6 @@ export class RedisStore implements Store {
       k.user(q.userId),
       k.index(q.userId),
       k.session(q.userId, q.sessionId),
-      k.grace(q.userId, q.sessionId),
       k.state(q.userId),
       q.sessionId,
       q.secretHash,
@@ -297,7 +296,6 @@ export class RedisStore implements Store {
       'lkRevokeByToken',
       k.index(t.userId),
       k.session(t.userId, t.sessionId),
-      k.grace(t.userId, t.sessionId),
       t.sessionId,
       t.secretHash,
       t.tag,
@@ -310,7 +308,6 @@ export class RedisStore implements Store {
       'lkRevokeSession',
       k.index(userId),
       k.session(userId, sessionId),
-      k.grace(userId, sessionId),
       sessionId,
     );
     return n === 1;

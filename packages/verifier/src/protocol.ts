@@ -17,7 +17,6 @@ export const keyNames = {
   /** Live session ids scored by when their current refresh token expires (ms). */
   index: (uid: string) => `{${uid}}:ss`,
   session: (uid: string, sid: string) => `{${uid}}:s:${sid}`,
-  grace: (uid: string, sid: string) => `{${uid}}:g:${sid}`,
   deny: (uid: string, jti: string) => `{${uid}}:j:${jti}`,
   /** Revocation events, a stream trimmed to the access-token lifetime (nothing older can matter). */
   revocations: 'revocations',
