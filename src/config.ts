@@ -162,7 +162,6 @@ const schema = z
       .string()
       .optional()
       .refine((v) => v === undefined || /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://'),
-    LATCHKEY_SMTP_URL_FILE: z.string().min(1).optional(),
     LATCHKEY_MAIL_FROM: z.string().min(3).optional(),
     LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: z.string().min(3).optional(),
     LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: z.string().min(1).optional(),
@@ -273,7 +272,6 @@ const schema = z
     }
     if (env.LATCHKEY_HEADERS_TIMEOUT_MS > env.LATCHKEY_REQUEST_TIMEOUT_MS)
       need('LATCHKEY_HEADERS_TIMEOUT_MS', 'must not exceed LATCHKEY_REQUEST_TIMEOUT_MS');
-    if (env.LATCHKEY_SMTP_URL && env.LATCHKEY_SMTP_URL_FILE) need('LATCHKEY_SMTP_URL_FILE', 'set only one of LATCHKEY_SMTP_URL and LATCHKEY_SMTP_URL_FILE');
     if (!!env.LATCHKEY_BOOTSTRAP_ADMIN_EMAIL !== !!env.LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE)
       need('LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE', 'LATCHKEY_BOOTSTRAP_ADMIN_EMAIL and LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE go together');
     if (env.LATCHKEY_REFRESH_TOKEN_TTL > env.LATCHKEY_SESSION_MAX_TTL)
@@ -311,9 +309,8 @@ export interface Config {
     tokenTtl: number;
     /** The link mailed to the user; `{token}` is replaced by the reset token. */
     url: string;
-    /** SMTP: a URL, or a file holding one (read at start-up); neither = reset mail is off. */
+    /** SMTP (LATCHKEY_SMTP_URL, or the file LATCHKEY_SMTP_URL_FILE names: FILE_VARIABLES); none = reset mail is off. */
     smtpUrl?: string;
-    smtpUrlFile?: string;
     from: string;
   };
   /** Creates this admin at start-up when no account has the address (the first admin without a CLI). */
@@ -408,7 +405,7 @@ function cookieFor(basePath: string, secure: boolean): Config['cookie'] {
  * the file's content, without its final line break, becomes the value. Add a variable here to give it a
  * `_FILE` variant.
  */
-export const FILE_VARIABLES: readonly string[] = ['REDIS_PASSWORD'];
+export const FILE_VARIABLES: readonly string[] = ['REDIS_PASSWORD', 'LATCHKEY_SMTP_URL'];
 
 export interface LoadOptions {
   /** Reads a `*_FILE` secret; tests pass a fake. */
@@ -473,7 +470,6 @@ export function loadConfig(rawEnv: Record<string, string | undefined>, options: 
       // A fragment, not a query: it never reaches a server log or a Referer header.
       url: e.LATCHKEY_RESET_URL ?? `${(e.LATCHKEY_ALLOWED_ORIGINS ?? [new URL(issuer).origin])[0]}/reset-password#token={token}`,
       ...(e.LATCHKEY_SMTP_URL ? { smtpUrl: e.LATCHKEY_SMTP_URL } : {}),
-      ...(e.LATCHKEY_SMTP_URL_FILE ? { smtpUrlFile: e.LATCHKEY_SMTP_URL_FILE } : {}),
       from: e.LATCHKEY_MAIL_FROM ?? `latchkey <no-reply@${new URL(issuer).hostname}>`,
     },
     bootstrapAdmin:

@@ -155,7 +155,11 @@ describe('forward auth header names', () => {
 
 describe('secrets from files (*_FILE)', () => {
   const prod = { NODE_ENV: 'production', LATCHKEY_ISSUER: 'https://auth.example.com', REDIS_URL: 'redis://redis:6379' };
-  const files: Record<string, string> = { '/run/secrets/redis_password': 's3cret pass\n' };
+  const files: Record<string, string> = {
+    '/run/secrets/redis_password': 's3cret pass\n',
+    '/run/secrets/smtp': 'smtps://mailer:s3cret@smtp.example.com:465\n',
+    '/run/secrets/not_smtp': 'http://mailer:s3cret@smtp.example.com\n',
+  };
   const readFile = (path: string) => {
     if (path in files) return files[path]!;
     throw Object.assign(new Error(`ENOENT: ${path}`), { code: 'ENOENT' });
@@ -164,6 +168,17 @@ describe('secrets from files (*_FILE)', () => {
   it('REDIS_PASSWORD_FILE reads the password from a file, final line break dropped', () => {
     const c = loadConfig({ ...prod, REDIS_PASSWORD_FILE: '/run/secrets/redis_password' }, { readFile });
     expect(c.redis).toMatchObject({ url: 'redis://redis:6379', password: 's3cret pass' });
+  });
+
+  it('LATCHKEY_SMTP_URL_FILE reads the SMTP URL the same way, and the URL is checked as if set directly', () => {
+    expect(loadConfig({ ...prod, LATCHKEY_SMTP_URL_FILE: '/run/secrets/smtp' }, { readFile }).passwordReset.smtpUrl).toBe(
+      'smtps://mailer:s3cret@smtp.example.com:465',
+    );
+    const both = () => loadConfig({ ...prod, LATCHKEY_SMTP_URL: 'smtp://a', LATCHKEY_SMTP_URL_FILE: '/run/secrets/smtp' }, { readFile });
+    expect(both).toThrow(/LATCHKEY_SMTP_URL_FILE: set LATCHKEY_SMTP_URL or LATCHKEY_SMTP_URL_FILE, not both/);
+    const bad = () => loadConfig({ ...prod, LATCHKEY_SMTP_URL_FILE: '/run/secrets/not_smtp' }, { readFile });
+    expect(bad).toThrow(/LATCHKEY_SMTP_URL: must start with smtp:\/\/ or smtps:\/\//);
+    expect(bad).not.toThrow(/s3cret/);
   });
 
   it('refuses both forms at once and an unreadable file, never printing the secret', () => {
@@ -195,7 +210,6 @@ describe('operator settings', () => {
     expect(c.bootstrapAdmin).toBeNull();
     expect(problems({ LATCHKEY_RESET_URL: 'https://app.example.com/reset' })).toEqual(['LATCHKEY_RESET_URL: must be an http(s) URL containing {token}']);
     expect(problems({ LATCHKEY_SMTP_URL: 'http://mail' })).toEqual(['LATCHKEY_SMTP_URL: must start with smtp:// or smtps://']);
-    expect(problems({ LATCHKEY_SMTP_URL: 'smtp://a', LATCHKEY_SMTP_URL_FILE: '/run/secrets/smtp' })[0]).toMatch(/set only one/);
     expect(problems({ LATCHKEY_AUDIT_KEY: 'short' })).toEqual(['LATCHKEY_AUDIT_KEY: must be at least 32 characters']);
     expect(problems({ LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: 'a@example.com' })[0]).toMatch(/go together/);
   });

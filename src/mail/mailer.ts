@@ -1,4 +1,3 @@
-import { readFile } from 'node:fs/promises';
 import nodemailer from 'nodemailer';
 import type { Config } from '../config.js';
 
@@ -14,13 +13,12 @@ export interface Mailer {
 }
 
 /**
- * SMTP through nodemailer, from LATCHKEY_SMTP_URL or the file LATCHKEY_SMTP_URL_FILE names (a secret
- * mount: the URL usually carries credentials). Null when neither is set: reset mail is off.
+ * SMTP through nodemailer, from LATCHKEY_SMTP_URL (or the file LATCHKEY_SMTP_URL_FILE names, a secret mount:
+ * the URL usually carries credentials; config.ts reads it). Null when it is not set: reset mail is off.
  */
 export async function createMailer(mail: Config['passwordReset']): Promise<Mailer | null> {
-  const url = mail.smtpUrl ?? (mail.smtpUrlFile ? (await readFile(mail.smtpUrlFile, 'utf8')).trim() : undefined);
+  const url = mail.smtpUrl;
   if (!url) return null;
-  if (!/^smtps?:\/\//.test(url)) throw new Error('LATCHKEY_SMTP_URL_FILE must hold an smtp:// or smtps:// URL');
   const transport = nodemailer.createTransport(url);
   return {
     async send(message) {
