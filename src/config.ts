@@ -161,7 +161,7 @@ const schema = z
     LATCHKEY_SMTP_URL: z
       .string()
       .optional()
-      .refine((v) => v === undefined || /^smtps?:\/\//.test(v), 'must start with smtp:// or smtps://'),
+      .refine((v) => v === undefined || /^smtps?:\/\/\S+$/.test(v), 'must be an smtp:// or smtps:// URL, without spaces'),
     LATCHKEY_MAIL_FROM: z.string().min(3).optional(),
     LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: z.string().min(3).optional(),
     LATCHKEY_BOOTSTRAP_ADMIN_PASSWORD_FILE: z.string().min(1).optional(),

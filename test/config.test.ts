@@ -177,7 +177,7 @@ describe('secrets from files (*_FILE)', () => {
     const both = () => loadConfig({ ...prod, LATCHKEY_SMTP_URL: 'smtp://a', LATCHKEY_SMTP_URL_FILE: '/run/secrets/smtp' }, { readFile });
     expect(both).toThrow(/LATCHKEY_SMTP_URL_FILE: set LATCHKEY_SMTP_URL or LATCHKEY_SMTP_URL_FILE, not both/);
     const bad = () => loadConfig({ ...prod, LATCHKEY_SMTP_URL_FILE: '/run/secrets/not_smtp' }, { readFile });
-    expect(bad).toThrow(/LATCHKEY_SMTP_URL: must start with smtp:\/\/ or smtps:\/\//);
+    expect(bad).toThrow(/LATCHKEY_SMTP_URL: must be an smtp:\/\/ or smtps:\/\/ URL, without spaces/);
     expect(bad).not.toThrow(/s3cret/);
   });
 
@@ -209,7 +209,9 @@ describe('operator settings', () => {
     expect(c.passwordReset).toMatchObject({ tokenTtl: 1800, url: 'http://localhost:3000/reset-password#token={token}' });
     expect(c.bootstrapAdmin).toBeNull();
     expect(problems({ LATCHKEY_RESET_URL: 'https://app.example.com/reset' })).toEqual(['LATCHKEY_RESET_URL: must be an http(s) URL containing {token}']);
-    expect(problems({ LATCHKEY_SMTP_URL: 'http://mail' })).toEqual(['LATCHKEY_SMTP_URL: must start with smtp:// or smtps://']);
+    expect(problems({ LATCHKEY_SMTP_URL: 'http://mail' })).toEqual(['LATCHKEY_SMTP_URL: must be an smtp:// or smtps:// URL, without spaces']);
+    // A file whose URL is followed by a blank line: the final line break goes, the rest is refused, not passed on.
+    expect(problems({ LATCHKEY_SMTP_URL: 'smtp://mail:25\n' })).toEqual(['LATCHKEY_SMTP_URL: must be an smtp:// or smtps:// URL, without spaces']);
     expect(problems({ LATCHKEY_AUDIT_KEY: 'short' })).toEqual(['LATCHKEY_AUDIT_KEY: must be at least 32 characters']);
     expect(problems({ LATCHKEY_BOOTSTRAP_ADMIN_EMAIL: 'a@example.com' })[0]).toMatch(/go together/);
   });

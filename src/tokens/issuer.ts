@@ -17,6 +17,7 @@ import {
   newSuccessorNonce,
   parseRefreshToken,
   successorSecret,
+  type RefreshTokenParts,
 } from './refresh-token.js';
 import type { Revocations } from './revocation.js';
 import type { Throttles } from '../throttle.js';
@@ -137,13 +138,14 @@ export class TokenIssuer {
    * same one. With `client` (null: the channel's default), only a session of that client rotates.
    */
   async refresh(token: string, channel: Channel, context: ActionContext, client?: string | null): Promise<IssuedTokens> {
-    return this.issuing(() => this.rotate(token, channel, context, client));
+    const presented = parseRefreshToken(token);
+    // A malformed token still counts against its sender's address. Not yet "issuing": a request waiting on
+    // its throttle must not make others sign on the pool.
+    await this.deps.throttles?.refresh(context.ip ?? '', presented?.sessionId ?? null);
+    return this.issuing(() => this.rotate(presented, channel, context, client));
   }
 
-  private async rotate(token: string, channel: Channel, context: ActionContext, client: string | null | undefined): Promise<IssuedTokens> {
-    const presented = parseRefreshToken(token);
-    // A malformed token still counts against its sender's address.
-    await this.deps.throttles?.refresh(context.ip ?? '', presented?.sessionId ?? null);
+  private async rotate(presented: RefreshTokenParts | null, channel: Channel, context: ActionContext, client: string | null | undefined): Promise<IssuedTokens> {
     if (!presented) {
       this.deps.metrics?.refresh('invalid');
       throw invalidGrant();

@@ -247,7 +247,7 @@ const MAX_TOKEN_LENGTH = 8192;
  * One spelling per byte string (RFC 4648 §3.5): a segment's length is never one more than a multiple of
  * four, and the bits its last character carries beyond the last byte are zero. Decoders (Buffer, jose)
  * ignore those bits, so without this rule a 256-byte signature has sixteen spellings (its 342nd character
- * carries two spare bits): sixteen token strings for one token, which a cache or deny-list keyed by the
+ * carries four spare bits): sixteen token strings for one token, which a cache or deny-list keyed by the
  * token's text would tell apart. The token already matched COMPACT_JWS.
  */
 function canonical(token: string, start: number, end: number): boolean {
