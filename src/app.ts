@@ -1,5 +1,5 @@
 import fastifyCors from '@fastify/cors';
-import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance, type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyReply, type FastifyError, type FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { readFile } from 'node:fs/promises';
 import { Accounts } from './accounts/accounts.js';
@@ -17,7 +17,7 @@ import { loggerOptions } from './logger.js';
 import { Metrics } from './metrics.js';
 import { accountRoutes } from './routes/accounts.js';
 import { discoveryRoutes, rootDiscoveryRoutes } from './routes/discovery.js';
-import { clientContext } from './routes/common.js';
+import { attemptThrottle } from './routes/common.js';
 import { corsOptions } from './routes/cors.js';
 import { lazyChildLogger } from './request-logger.js';
 import { securityHeaders } from './security-headers.js';
@@ -286,23 +286,12 @@ export async function buildApp(config: Config, overrides: AppOverrides = {}): Pr
 
   // Before everything else, so that errors (401, 429, 503) carry CORS headers too and a page can read them.
   await app.register(fastifyCors, corsOptions(config));
-  // Before the body is even parsed: a throttled address costs nothing more. A hook of those routes alone,
-  // so that no other request pays for it.
-  const attemptThrottle = async (request: FastifyRequest) => {
-    try {
-      await throttles.attempt(request.ip);
-    } catch (err) {
-      if (err instanceof ApiError && err.code === 'rate_limited' && request.routeOptions.url?.endsWith('/login')) {
-        const context = clientContext(request);
-        events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip: context.ip, userAgent: context.userAgent }, context);
-      }
-      throw err;
-    }
-  };
+  // A hook of the attempt-counted routes alone, so that no other request pays for it.
+  const throttled = attemptThrottle(throttles, events);
   app.addHook('onRoute', (route) => {
     if (route.config?.throttle !== 'attempt') return;
     const own = route.onRequest === undefined ? [] : Array.isArray(route.onRequest) ? route.onRequest : [route.onRequest];
-    route.onRequest = [...own, attemptThrottle];
+    route.onRequest = [...own, throttled];
   });
   await app.register(
     async (scope) => {

@@ -9,11 +9,6 @@ import type { TokenDecision } from './tokens/bearer.js';
 /** Outcomes of a refresh, as the store decided them. */
 export type RefreshOutcome = 'rotated' | 'grace' | 'reused' | 'invalid';
 
-/**
- * Prometheus metrics (text format), served on their own port so they are never exposed with the API.
- * Labels carry routes, status codes and outcomes only: never a user, session, token or address, so the
- * series stay few and the scrape reveals nothing about anyone.
- */
 /** Seconds, for store calls and what waits on them: Redis answers in well under a millisecond when healthy. */
 const STORE_BUCKETS = [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
@@ -27,6 +22,11 @@ function child<T>(cache: Map<string, T>, key: string, make: () => T): T {
   return c;
 }
 
+/**
+ * Prometheus metrics (text format), served on their own port so they are never exposed with the API.
+ * Labels carry routes, status codes and outcomes only: never a user, session, token or address, so the
+ * series stay few and the scrape reveals nothing about anyone.
+ */
 export class Metrics {
   readonly registry = new Registry();
   private readonly requests: Histogram<'method' | 'route' | 'status_code'>;

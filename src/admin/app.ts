@@ -55,6 +55,6 @@ export async function buildAdminApp(config: Config, services: AppServices): Prom
   await app.register(tokenAdminRoutes, { services });
   await app.register(auditRoutes, { services });
   await app.register(adminKeyRoutes, { services });
-  await app.register(consoleRoutes, { services, config });
+  await app.register(consoleRoutes, { services });
   return app;
 }

@@ -4,6 +4,8 @@ import type { Config } from '../config.js';
 import type { SessionRecord } from '../store/store.js';
 import { ApiError } from '../errors.js';
 import type { ActionContext } from '../audit/context.js';
+import type { EventBus } from '../events.js';
+import type { Throttles } from '../throttle.js';
 import type { IssuedTokens } from '../tokens/issuer.js';
 
 /**
@@ -183,6 +185,26 @@ export function presentedRefreshToken(
     return { token: fromCookie, channel: 'cookie' };
   }
   return fromBody ? { token: fromBody, channel: 'body' } : null;
+}
+
+/**
+ * The `onRequest` hook of an attempt-counted route: spends one of the client address's attempts before the
+ * body is even read (a throttled address costs nothing more); a throttled login is a failed login in the
+ * audit trail. The public app attaches it to every route marked `attemptLimit`, the admin console to its
+ * login.
+ */
+export function attemptThrottle(throttles: Pick<Throttles, 'attempt'>, events: EventBus) {
+  return async (request: FastifyRequest): Promise<void> => {
+    try {
+      await throttles.attempt(request.ip);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === 'rate_limited' && request.routeOptions.url?.endsWith('/login')) {
+        const context = clientContext(request);
+        events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip: context.ip, userAgent: context.userAgent }, context);
+      }
+      throw err;
+    }
+  };
 }
 
 /**

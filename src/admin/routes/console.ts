@@ -2,10 +2,9 @@ import { readFile } from 'node:fs/promises';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import type { AppServices } from '../../app.js';
-import type { Config } from '../../config.js';
 import { ApiError, invalidCredentials } from '../../errors.js';
 import { emailField, passwordField } from '../../routes/accounts.js';
-import { bearerToken, clientContext, parse } from '../../routes/common.js';
+import { attemptThrottle, bearerToken, clientContext, parse } from '../../routes/common.js';
 
 const loginBody = z.strictObject({ email: emailField, password: passwordField });
 
@@ -56,7 +55,7 @@ function requireSameOrigin(request: FastifyRequest): void {
  * and returns its access token only: the refresh token is never sent, so the console's session ends
  * when the access token expires or the page is closed, and nothing long-lived ever reaches the browser.
  */
-export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: Config }> = async (app, { services, config }) => {
+export const consoleRoutes: FastifyPluginAsync<{ services: AppServices }> = async (app, { services }) => {
   const dir = new URL('../console/', import.meta.url);
   const files = new Map(
     await Promise.all(Object.entries(ASSETS).map(async ([path, a]) => [path, { type: a.type, body: await readFile(new URL(a.file, dir), 'utf8') }] as const)),
@@ -72,19 +71,7 @@ export const consoleRoutes: FastifyPluginAsync<{ services: AppServices; config: 
     {
       ...open,
       // The public /login's per-address budget, before the body is even parsed (src/throttle.ts).
-      onRequest: async (request) => {
-        requireSameOrigin(request);
-        if (config.loginRateLimit === 0) return;
-        try {
-          await services.throttles.attempt(request.ip);
-        } catch (err) {
-          if (err instanceof ApiError && err.code === 'rate_limited') {
-            const context = clientContext(request);
-            services.events.emit({ type: 'login_failed', userId: null, reason: 'throttled', ip: context.ip, userAgent: context.userAgent }, context);
-          }
-          throw err;
-        }
-      },
+      onRequest: [async (request: FastifyRequest) => requireSameOrigin(request), attemptThrottle(services.throttles, services.events)],
     },
     async (request, reply) => {
       const body = parse(loginBody, request.body);
